@@ -1,0 +1,159 @@
+/* control.c: the control thread's lua_State, config loading and publishing. */
+#include "control.h"
+#include "log.h"
+#include "lua_vm.h"
+#include "snapshot.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static lua_State *CL;
+static const tg_conf_t *cconf;
+
+lua_State *tg_control_lua(void)
+{
+    return CL;
+}
+
+/* tollgate.c.control.apply(config) -> true | nil, err */
+static int l_apply(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    char err[1024];
+    tg_snapshot_t *s = NULL;
+    if (tg_snapshot_build(L, 1, &s, err, sizeof(err)) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    tg_snapshot_publish(s);
+    tg_workers_notify();
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_stats(lua_State *L)
+{
+    lua_createtable(L, 0, 8);
+#define F(name, v)                                                                                 \
+    lua_pushnumber(L, (lua_Number)(v));                                                            \
+    lua_setfield(L, -2, name)
+    F("connections_accepted", atomic_load(&tg_stats.connections_accepted));
+    F("connections_handled", atomic_load(&tg_stats.connections_handled));
+    F("connections_active", atomic_load(&tg_stats.connections_active));
+    F("connections_reading", atomic_load(&tg_stats.connections_reading));
+    F("connections_writing", atomic_load(&tg_stats.connections_writing));
+    long waiting = atomic_load(&tg_stats.connections_active) -
+                   atomic_load(&tg_stats.connections_reading) -
+                   atomic_load(&tg_stats.connections_writing);
+    F("connections_waiting", waiting > 0 ? waiting : 0);
+    F("total_requests", atomic_load(&tg_stats.total_requests));
+#undef F
+    return 1;
+}
+
+static int l_ready(lua_State *L)
+{
+    if (tg_workers_ready()) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, tg_workers_count() ? "workers have not yet loaded the configuration"
+                                         : "no configuration loaded");
+    return 2;
+}
+
+static int l_workers(lua_State *L)
+{
+    lua_pushinteger(L, tg_workers_count());
+    return 1;
+}
+
+int luaopen_tollgate_c_control(lua_State *L)
+{
+    static const luaL_Reg fns[] = {{"apply", l_apply},
+                                   {"stats", l_stats},
+                                   {"ready", l_ready},
+                                   {"workers", l_workers},
+                                   {NULL, NULL}};
+    lua_newtable(L);
+    luaL_register(L, NULL, fns);
+    return 1;
+}
+
+/* Runs state.load(files) in Lua: returns 0, or TG_EINVAL with Kong's text. */
+static int load_declarative(char *err, size_t errlen)
+{
+    lua_State *L = CL;
+    int top = lua_gettop(L);
+    if (tg_lua_require(L, "tollgate.state") != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        lua_settop(L, top);
+        return TG_EINVAL;
+    }
+    lua_getfield(L, -1, "load_declarative");
+    lua_createtable(L, (int)cconf->ndeclarative_config, 0);
+    for (size_t i = 0; i < cconf->ndeclarative_config; i++) {
+        lua_pushstring(L, cconf->declarative_config[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    if (tg_lua_pcall(L, 1, 2) != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        lua_settop(L, top);
+        return TG_EINVAL;
+    }
+    if (!lua_toboolean(L, -2)) {
+        snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "unknown error");
+        lua_settop(L, top);
+        return TG_EINVAL;
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, size_t errlen)
+{
+    TG_UNUSED(base);
+    cconf = conf;
+    CL = tg_lua_new_state(conf->lua_package_path);
+    if (!CL) {
+        snprintf(err, errlen, "could not create the control lua_State");
+        return TG_ENOMEM;
+    }
+    /* kong.configuration for the control side */
+    if (tg_lua_require(CL, "tollgate.state") != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(CL, -1));
+        return TG_EINVAL;
+    }
+    tg_conf_push_lua(CL, conf);
+    lua_setfield(CL, -2, "conf");
+    lua_pop(CL, 1);
+
+    tg_snapshot_publish(tg_snapshot_empty());
+    if (conf->database_off && conf->ndeclarative_config > 0)
+        return load_declarative(err, errlen);
+    return 0;
+}
+
+int tg_control_reload(void)
+{
+    char err[8192];
+    if (!cconf->database_off || cconf->ndeclarative_config == 0)
+        return 0;
+    if (load_declarative(err, sizeof(err)) != 0) {
+        tg_log(TG_LOG_ERR, "reload refused, the running configuration stays: %s", err);
+        return TG_EINVAL;
+    }
+    tg_log(TG_LOG_NOTICE, "configuration reloaded");
+    return 0;
+}
+
+void tg_control_shutdown(void)
+{
+    if (CL)
+        lua_close(CL);
+    CL = NULL;
+}

@@ -1,0 +1,1736 @@
+/* proxy.c: the HTTP/1.1 proxy state machine.
+ *
+ * One tg_conn_t per client connection, driven by drive(): read the request
+ * head, route it on the worker's snapshot, read (request_buffering) or stream
+ * the body, take an upstream connection from the worker's keepalive pool,
+ * send, stream the response back with bounded read-ahead, then either serve
+ * the next pipelined request or close. Local answers (404, 503, parser
+ * errors) use Kong's bodies from respond.c. */
+#include "proxy.h"
+#include "buf.h"
+#include "http_parse.h"
+#include "log.h"
+#include "proxy_protocol.h"
+#include "respond.h"
+#include "router.h"
+#include "uri.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    S_PROXY_PROTO,
+    S_HEAD,
+    S_BODY,     /* buffering the request body */
+    S_CONNECT,  /* waiting for the upstream connect */
+    S_SEND,     /* sending the request (and streaming its body) */
+    S_RESP_HEAD,
+    S_RESP_BODY,
+    S_LOCAL,    /* flushing a locally generated answer */
+    S_TUNNEL,
+    S_CLOSING,  /* flushing, then close */
+};
+
+enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
+
+struct tg_upconn_s {
+    tg_upconn_t *next;
+    tg_worker_t *w;
+    int fd;
+    struct event rev, wev;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    tg_buf_t in;
+    int requests;
+    int64_t idle_since;
+    bool reused;
+    tg_conn_t *owner;
+};
+
+struct tg_conn_s {
+    tg_conn_t *next, *prev;
+    tg_worker_t *w;
+    int fd;
+    struct event rev, wev;
+    bool rev_added, wev_added;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    char peer_ip[INET6_ADDRSTRLEN];
+    uint16_t peer_port, local_port;
+    char client_ip[INET6_ADDRSTRLEN]; /* after real_ip_header from a trusted peer */
+    int state;
+    tg_buf_t in, out;
+    bool keepalive, close_after;
+
+    /* the current request */
+    tg_http_header_t headers[TG_PROXY_MAX_HEADERS];
+    tg_http_request_t req;
+    size_t head_len;
+    tg_snapshot_t *snap;
+    tg_route_t *route;
+    tg_router_match_t match;
+    char request_id[33];
+    int64_t t_start, t_upstream_start, t_upstream_first, t_proxy_done;
+    char path[8192];
+    size_t path_len;
+    int status;
+    uint64_t bytes_sent;
+
+    /* request body */
+    int body_mode;
+    int64_t body_left;
+    tg_http_chunked_t chunk;
+    tg_buf_t body;
+    int body_fd;
+    uint64_t body_total, body_file_off;
+    bool body_done, expect_sent;
+
+    /* upstream */
+    tg_upconn_t *up;
+    tg_target_t *target;
+    int tries;
+    tg_buf_t upout;
+    bool request_sent_any;
+
+    /* response */
+    tg_http_header_t res_headers[TG_PROXY_MAX_HEADERS];
+    tg_http_response_t res;
+    int res_mode;
+    int64_t res_left;
+    tg_http_chunked_t res_chunk;
+    bool dechunk; /* HTTP/1.0 client, chunked upstream */
+    bool head_request;
+};
+
+/* ---------------------------------------------------------------- utils -- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+static void drive(tg_conn_t *c);
+static void conn_close(tg_conn_t *c);
+
+static const tg_http_header_t *find_header(const tg_http_header_t *h, size_t n, const char *lname)
+{
+    return tg_http_header_find(h, n, lname, strlen(lname));
+}
+
+static bool ieq(const char *a, size_t alen, const char *lit)
+{
+    return tg_str_ieq(a, alen, lit, strlen(lit));
+}
+
+/* --------------------------------------------------------- event arming -- */
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg);
+static void on_client_write(evutil_socket_t fd, short what, void *arg);
+static void on_up_event(evutil_socket_t fd, short what, void *arg);
+
+static void client_want_read(tg_conn_t *c, int timeout_ms)
+{
+    struct timeval tv = ms_tv(timeout_ms);
+    event_add(&c->rev, timeout_ms > 0 ? &tv : NULL);
+    c->rev_added = true;
+}
+
+static void client_stop_read(tg_conn_t *c)
+{
+    if (c->rev_added) {
+        event_del(&c->rev);
+        c->rev_added = false;
+    }
+}
+
+static void client_want_write(tg_conn_t *c)
+{
+    struct timeval tv = ms_tv(c->w->conf->send_timeout_ms > 0 ? c->w->conf->send_timeout_ms : 60000);
+    event_add(&c->wev, &tv);
+    c->wev_added = true;
+}
+
+static void up_want(tg_upconn_t *u, short what, int timeout_ms)
+{
+    struct timeval tv = ms_tv(timeout_ms);
+    if (what & EV_READ)
+        event_add(&u->rev, timeout_ms > 0 ? &tv : NULL);
+    else
+        event_del(&u->rev);
+    if (what & EV_WRITE)
+        event_add(&u->wev, timeout_ms > 0 ? &tv : NULL);
+    else
+        event_del(&u->wev);
+}
+
+/* --------------------------------------------------------- upstream pool -- */
+
+static void up_free(tg_upconn_t *u)
+{
+    event_del(&u->rev);
+    event_del(&u->wev);
+    if (u->fd >= 0)
+        close(u->fd);
+    tg_buf_free(&u->in);
+    free(u);
+}
+
+static void on_idle_up_event(evutil_socket_t fd, short what, void *arg)
+{
+    /* an idle pooled connection became readable (closed by the upstream) or timed out */
+    tg_upconn_t *u = arg;
+    tg_worker_t *w = u->w;
+    tg_upconn_t **pp = &w->idle_up;
+    while (*pp && *pp != u)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = u->next;
+        w->nidle_up--;
+    }
+    up_free(u);
+}
+
+static void up_release(tg_conn_t *c, bool reusable)
+{
+    tg_upconn_t *u = c->up;
+    if (!u)
+        return;
+    c->up = NULL;
+    tg_worker_t *w = c->w;
+    const tg_conf_t *conf = w->conf;
+    event_del(&u->rev);
+    event_del(&u->wev);
+    u->requests++;
+    if (!reusable || tg_buf_used(&u->in) > 0 || atomic_load(&w->stopping) ||
+        (conf->upstream_keepalive_max_requests > 0 &&
+         u->requests >= conf->upstream_keepalive_max_requests) ||
+        conf->upstream_keepalive_pool_size <= 0) {
+        up_free(u);
+        return;
+    }
+    if ((int)w->nidle_up >= conf->upstream_keepalive_pool_size) {
+        /* drop the oldest (the tail) */
+        tg_upconn_t **pp = &w->idle_up;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        tg_upconn_t *old = *pp;
+        *pp = NULL;
+        w->nidle_up--;
+        up_free(old);
+    }
+    tg_buf_reset(&u->in);
+    u->owner = NULL;
+    u->idle_since = now_ms();
+    event_assign(&u->rev, w->base, u->fd, EV_READ, on_idle_up_event, u);
+    struct timeval tv = ms_tv(conf->upstream_keepalive_idle_timeout_ms > 0
+                                  ? conf->upstream_keepalive_idle_timeout_ms
+                                  : 60000);
+    event_add(&u->rev, &tv);
+    u->next = w->idle_up;
+    w->idle_up = u;
+    w->nidle_up++;
+}
+
+static tg_upconn_t *up_take_idle(tg_worker_t *w, const tg_target_t *t)
+{
+    for (tg_upconn_t **pp = &w->idle_up; *pp; pp = &(*pp)->next) {
+        tg_upconn_t *u = *pp;
+        if (u->addrlen == t->addrlen && memcmp(&u->addr, &t->addr, t->addrlen) == 0) {
+            *pp = u->next;
+            w->nidle_up--;
+            event_del(&u->rev);
+            u->next = NULL;
+            u->reused = true;
+            return u;
+        }
+    }
+    return NULL;
+}
+
+static tg_upconn_t *up_connect(tg_worker_t *w, const tg_target_t *t, int *err)
+{
+    int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = errno;
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (const struct sockaddr *)&t->addr, t->addrlen) != 0 && errno != EINPROGRESS) {
+        *err = errno;
+        close(fd);
+        return NULL;
+    }
+    tg_upconn_t *u = calloc(1, sizeof(*u));
+    u->w = w;
+    u->fd = fd;
+    memcpy(&u->addr, &t->addr, t->addrlen);
+    u->addrlen = t->addrlen;
+    return u;
+}
+
+/* -------------------------------------------------------- local answers -- */
+
+/* Answers with Kong's error body for `status` and `message` (the runloop's
+ * kong.response.error when runloop is true: JSON by default; otherwise the
+ * error handler's, error_default_type by default). */
+static void respond_error(tg_conn_t *c, int status, const char *message, bool runloop, bool close)
+{
+    const tg_conf_t *conf = c->w->conf;
+    const char *accept = NULL;
+    size_t accept_len = 0;
+    if (c->req.num_headers) {
+        const tg_http_header_t *h = find_header(c->req.headers, c->req.num_headers, "accept");
+        if (h) {
+            accept = h->value;
+            accept_len = h->value_len;
+        }
+    }
+    int dflt = runloop ? TG_FMT_JSON : conf->error_default_fmt;
+    int fmt = tg_respond_pick_format(accept, accept_len, dflt);
+    char msgbuf[128];
+    if (!message)
+        message = tg_respond_default_message(status, msgbuf, sizeof(msgbuf));
+    char body[2048];
+    const char *ctype = "application/json; charset=utf-8";
+    size_t blen = tg_respond_error_body(fmt, message, c->request_id[0] ? c->request_id : NULL,
+                                        body, sizeof(body), &ctype);
+    int wire_status = status == 494 ? 400 : status;
+    c->status = wire_status;
+    if (close)
+        c->close_after = true;
+
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: %s\r\n",
+                     wire_status, tg_http_reason(wire_status), ctype, blen,
+                     c->close_after || !c->keepalive ? "close" : "keep-alive");
+    tg_buf_append(&c->out, head, (size_t)n);
+    unsigned hdrs = conf->headers;
+    if (hdrs & TG_HEADER_SERVER) {
+        tg_buf_append_lit(&c->out, "Server: tollgate/" TG_VERSION "\r\n");
+    }
+    if ((hdrs & TG_HEADER_RESPONSE_LATENCY) && c->t_start) {
+        n = snprintf(head, sizeof(head), "X-Kong-Response-Latency: %lld\r\n",
+                     (long long)(now_ms() - c->t_start));
+        tg_buf_append(&c->out, head, (size_t)n);
+    }
+    if ((hdrs & TG_HEADER_REQUEST_ID) && c->request_id[0]) {
+        n = snprintf(head, sizeof(head), "X-Kong-Request-Id: %s\r\n", c->request_id);
+        tg_buf_append(&c->out, head, (size_t)n);
+    }
+    if (status == 426) {
+        tg_buf_append_lit(&c->out, "Upgrade: TLS/1.2, HTTP/1.1\r\n");
+    }
+    tg_buf_append_lit(&c->out, "\r\n");
+    if (!c->head_request)
+        tg_buf_append(&c->out, body, blen);
+    c->state = S_LOCAL;
+}
+
+/* ------------------------------------------------------------ lifecycle -- */
+
+static void request_done(tg_conn_t *c);
+
+static void log_access(tg_conn_t *c)
+{
+    tg_accesslog_t *al = tg_proxy_accesslog;
+    if (!al)
+        return;
+    char line[2048];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char ts[64];
+    strftime(ts, sizeof(ts), "%d/%b/%Y:%H:%M:%S %z", &tm);
+    const tg_http_header_t *ua = find_header(c->req.headers, c->req.num_headers, "user-agent");
+    const tg_http_header_t *ref = find_header(c->req.headers, c->req.num_headers, "referer");
+    int n = snprintf(line, sizeof(line), "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu \"%.*s\" \"%.*s\"\n",
+                     c->client_ip, ts, (int)c->req.method_len, c->req.method,
+                     (int)(c->req.target_len > 1024 ? 1024 : c->req.target_len), c->req.target,
+                     c->req.minor_version, c->status, (unsigned long long)c->bytes_sent,
+                     ref ? (int)ref->value_len : 1, ref ? ref->value : "-",
+                     ua ? (int)ua->value_len : 1, ua ? ua->value : "-");
+    if (n > 0)
+        tg_accesslog_write(al, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static void snap_release(tg_conn_t *c)
+{
+    tg_snapshot_t *s = c->snap;
+    if (!s)
+        return;
+    c->snap = NULL;
+    int id = c->w->id;
+    if (--s->per_worker[id].inflight == 0 && s->per_worker[id].retired && s != c->w->snap)
+        tg_snapshot_unref(s);
+}
+
+static void reset_request(tg_conn_t *c)
+{
+    snap_release(c);
+    c->route = NULL;
+    c->req.num_headers = 0;
+    c->head_len = 0;
+    c->request_id[0] = 0;
+    c->t_start = c->t_upstream_start = c->t_upstream_first = c->t_proxy_done = 0;
+    c->status = 0;
+    c->bytes_sent = 0;
+    c->body_mode = BODY_NONE;
+    c->body_left = 0;
+    memset(&c->chunk, 0, sizeof(c->chunk));
+    tg_buf_reset(&c->body);
+    if (c->body_fd >= 0) {
+        close(c->body_fd);
+        c->body_fd = -1;
+    }
+    c->body_total = c->body_file_off = 0;
+    c->body_done = c->expect_sent = false;
+    c->target = NULL;
+    c->tries = 0;
+    tg_buf_reset(&c->upout);
+    c->request_sent_any = false;
+    c->res.num_headers = 0;
+    c->res_mode = BODY_NONE;
+    c->res_left = 0;
+    memset(&c->res_chunk, 0, sizeof(c->res_chunk));
+    c->dechunk = false;
+    c->head_request = false;
+}
+
+static void request_done(tg_conn_t *c)
+{
+    if (c->t_start) {
+        atomic_fetch_add_explicit(&tg_stats.total_requests, 1, memory_order_relaxed);
+        log_access(c);
+    }
+    bool keep = c->keepalive && !c->close_after && !atomic_load(&c->w->stopping);
+    /* the unread remainder of a request body we did not consume makes the
+     * connection unusable */
+    if (!c->body_done && c->body_mode != BODY_NONE)
+        keep = false;
+    if (c->up)
+        up_release(c, false);
+    tg_buf_consume(&c->in, 0);
+    reset_request(c);
+    if (!keep) {
+        c->state = S_CLOSING;
+        return;
+    }
+    c->state = S_HEAD;
+}
+
+/* ------------------------------------------------------------- routing -- */
+
+static void set_client_ip(tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
+    if (!conf->real_ip_header || !tg_conf_ip_trusted(conf, (struct sockaddr *)&c->peer))
+        return;
+    const tg_http_header_t *h = find_header(c->req.headers, c->req.num_headers, conf->real_ip_header);
+    if (!h || !h->value_len)
+        return;
+    /* X-Forwarded-For style lists: the last address, or with
+     * real_ip_recursive the last one not trusted. */
+    const char *v = h->value;
+    size_t len = h->value_len;
+    char cand[INET6_ADDRSTRLEN];
+    size_t end = len;
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && v[start - 1] != ',')
+            start--;
+        size_t a = start, b = end;
+        while (a < b && (v[a] == ' ' || v[a] == '\t'))
+            a++;
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+            b--;
+        if (b - a == 0 || b - a >= sizeof(cand))
+            return;
+        memcpy(cand, v + a, b - a);
+        cand[b - a] = 0;
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, cand, &s4->sin_addr) == 1)
+            s4->sin_family = AF_INET;
+        else if (inet_pton(AF_INET6, cand, &s6->sin6_addr) == 1)
+            s6->sin6_family = AF_INET6;
+        else
+            return;
+        snprintf(c->client_ip, sizeof(c->client_ip), "%s", cand);
+        if (!conf->real_ip_recursive || !tg_conf_ip_trusted(conf, (struct sockaddr *)&ss))
+            return;
+        if (start == 0)
+            return;
+        end = start - 1;
+    }
+}
+
+static tg_target_t *pick_target(tg_conn_t *c)
+{
+    tg_service_t *s = c->route->service;
+    if (!s->ntargets)
+        return NULL;
+    if (s->ntargets == 1)
+        return &s->targets[0];
+    /* weighted round-robin, positions per worker (issue 12 brings the
+     * ring-balancer, health and the other algorithms) */
+    uint32_t pos = c->w->rr++ % (uint32_t)s->total_weight;
+    for (size_t i = 0; i < s->ntargets; i++) {
+        if (pos < (uint32_t)s->targets[i].weight)
+            return &s->targets[i];
+        pos -= (uint32_t)s->targets[i].weight;
+    }
+    return &s->targets[0];
+}
+
+static bool is_hop_by_hop(const tg_http_header_t *h, const tg_http_header_t *conn_hdr)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "trailer", "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < TG_ARRAY_SIZE(hop); i++)
+        if (ieq(h->name, h->name_len, hop[i]))
+            return true;
+    if (conn_hdr) {
+        /* headers named by Connection are hop-by-hop too */
+        const char *p = conn_hdr->value, *end = p + conn_hdr->value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
+                p++;
+            const char *s = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if (p > s && tg_str_ieq(h->name, h->name_len, s, (size_t)(p - s)))
+                return true;
+            if (p > s) {
+                /* tg_str_ieq wants a lowercase second argument */
+                char low[64];
+                size_t n = (size_t)(p - s) < sizeof(low) ? (size_t)(p - s) : 0;
+                for (size_t i = 0; i < n; i++)
+                    low[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
+                if (n && tg_str_ieq(h->name, h->name_len, low, n))
+                    return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Builds the upstream request head into c->upout. */
+static int build_upstream_head(tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    tg_route_t *r = c->route;
+    tg_service_t *s = r->service;
+    tg_buf_t *o = &c->upout;
+    char tmp[1024];
+    int n;
+
+    char upath[8192];
+    int ulen = tg_router_upstream_path(&c->match, c->path, c->path_len, s->path, s->path_len,
+                                       r->strip_path, upath, sizeof(upath));
+    if (ulen < 0)
+        return TG_ETOOLARGE;
+
+    tg_buf_append(o, c->req.method, c->req.method_len);
+    tg_buf_append_lit(o, " ");
+    tg_buf_append(o, upath, (size_t)ulen);
+    if (c->req.query) {
+        tg_buf_append_lit(o, "?");
+        tg_buf_append(o, c->req.query, c->req.query_len);
+    }
+    tg_buf_append_lit(o, " HTTP/1.1\r\nHost: ");
+    if (r->preserve_host && c->req.host)
+        tg_buf_append(o, c->req.host, c->req.host_len);
+    else
+        tg_buf_append(o, s->host_header, s->host_header_len);
+    tg_buf_append_lit(o, "\r\n");
+
+    bool trusted = tg_conf_ip_trusted(conf, (struct sockaddr *)&c->peer);
+    const tg_http_header_t *conn_hdr = find_header(c->req.headers, c->req.num_headers, "connection");
+    const tg_http_header_t *xff = NULL, *via = NULL;
+    const tg_http_header_t *xf_proto = NULL, *xf_host = NULL, *xf_port = NULL, *xf_path = NULL,
+                           *xf_prefix = NULL;
+    for (size_t i = 0; i < c->req.num_headers; i++) {
+        const tg_http_header_t *h = &c->req.headers[i];
+        if (is_hop_by_hop(h, conn_hdr) || ieq(h->name, h->name_len, "host") ||
+            ieq(h->name, h->name_len, "content-length") || ieq(h->name, h->name_len, "expect") ||
+            ieq(h->name, h->name_len, "x-real-ip") ||
+            ieq(h->name, h->name_len, "x-kong-request-id"))
+            continue;
+        if (ieq(h->name, h->name_len, "x-forwarded-for")) {
+            xff = h;
+            continue;
+        }
+        if (ieq(h->name, h->name_len, "via")) {
+            via = h;
+            continue;
+        }
+        if (h->name_len > 12 && tg_str_ieq(h->name, 12, "x-forwarded-", 12)) {
+            const char *suffix = h->name + 12;
+            size_t sl = h->name_len - 12;
+            const tg_http_header_t **slot = ieq(suffix, sl, "proto")    ? &xf_proto
+                                            : ieq(suffix, sl, "host")   ? &xf_host
+                                            : ieq(suffix, sl, "port")   ? &xf_port
+                                            : ieq(suffix, sl, "path")   ? &xf_path
+                                            : ieq(suffix, sl, "prefix") ? &xf_prefix
+                                                                        : NULL;
+            if (slot) {
+                *slot = h;
+                continue;
+            }
+        }
+        tg_buf_append(o, h->name, h->name_len);
+        tg_buf_append_lit(o, ": ");
+        tg_buf_append(o, h->value, h->value_len);
+        tg_buf_append_lit(o, "\r\n");
+    }
+
+    n = snprintf(tmp, sizeof(tmp), "X-Real-IP: %s\r\nX-Forwarded-For: ", c->client_ip);
+    tg_buf_append(o, tmp, (size_t)n);
+    if (xff) {
+        tg_buf_append(o, xff->value, xff->value_len);
+        tg_buf_append_lit(o, ", ");
+    }
+    tg_buf_append_str(o, c->peer_ip);
+    tg_buf_append_lit(o, "\r\n");
+
+#define XF(name, hdr, ...)                                                                         \
+    do {                                                                                           \
+        tg_buf_append_lit(o, "X-Forwarded-" name ": ");                                            \
+        if (trusted && (hdr))                                                                      \
+            tg_buf_append(o, (hdr)->value, (hdr)->value_len);                                      \
+        else {                                                                                     \
+            n = snprintf(tmp, sizeof(tmp), __VA_ARGS__);                                           \
+            tg_buf_append(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);          \
+        }                                                                                          \
+        tg_buf_append_lit(o, "\r\n");                                                              \
+    } while (0)
+
+    const char *host = c->req.host ? c->req.host : "";
+    size_t hostlen = c->req.host ? c->req.host_len : 0;
+    size_t hostonly = hostlen;
+    if (hostlen && host[0] != '[') {
+        const char *colon = memchr(host, ':', hostlen);
+        if (colon)
+            hostonly = (size_t)(colon - host);
+    } else if (hostlen) {
+        const char *rb = memchr(host, ']', hostlen);
+        if (rb)
+            hostonly = (size_t)(rb - host) + 1;
+    }
+    XF("Proto", xf_proto, "http");
+    XF("Host", xf_host, "%.*s", (int)hostonly, host);
+    XF("Port", xf_port, "%u", c->local_port);
+    XF("Path", xf_path, "%.*s", (int)c->req.path_len, c->req.path);
+    if (r->strip_path && c->match.prefix_len > 1 && !c->match.ncaptures_regex) {
+        XF("Prefix", xf_prefix, "%.*s", (int)c->match.prefix_len, c->path);
+    } else if (trusted && xf_prefix) {
+        XF("Prefix", xf_prefix, "%s", "");
+    }
+#undef XF
+
+    if ((conf->headers_upstream & TG_HEADER_REQUEST_ID)) {
+        n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
+        tg_buf_append(o, tmp, (size_t)n);
+    }
+    tg_buf_append_lit(o, "Via: ");
+    if (via) {
+        tg_buf_append(o, via->value, via->value_len);
+        tg_buf_append_lit(o, ", ");
+    }
+    tg_buf_append_lit(o, "1.1 tollgate/" TG_VERSION "\r\n");
+
+    if (c->req.upgrade) {
+        const tg_http_header_t *up = find_header(c->req.headers, c->req.num_headers, "upgrade");
+        tg_buf_append_lit(o, "Connection: upgrade\r\nUpgrade: ");
+        if (up)
+            tg_buf_append(o, up->value, up->value_len);
+        tg_buf_append_lit(o, "\r\n");
+    } else {
+        tg_buf_append_lit(o, "Connection: keep-alive\r\n");
+    }
+    if (c->body_mode == BODY_CHUNKED && !c->route->request_buffering) {
+        tg_buf_append_lit(o, "Transfer-Encoding: chunked\r\n");
+    } else if (c->body_mode != BODY_NONE) {
+        uint64_t len = c->route->request_buffering ? c->body_total : (uint64_t)c->req.content_length;
+        n = snprintf(tmp, sizeof(tmp), "Content-Length: %llu\r\n", (unsigned long long)len);
+        tg_buf_append(o, tmp, (size_t)n);
+    }
+    tg_buf_append_lit(o, "\r\n");
+    return 0;
+}
+
+/* Parses the head in c->in and decides what happens to the request. */
+static void start_request(tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    tg_worker_t *w = c->w;
+    c->req.headers = c->headers;
+    c->req.num_headers = TG_PROXY_MAX_HEADERS;
+    tg_http_limits_t lim = {conf->max_request_line, conf->max_header_size, conf->max_headers};
+    if (lim.max_headers == 0 || lim.max_headers > TG_PROXY_MAX_HEADERS)
+        lim.max_headers = TG_PROXY_MAX_HEADERS;
+    int rc = tg_http_parse_request(tg_buf_start(&c->in), tg_buf_used(&c->in), &c->req, &lim);
+    if (rc == TG_EAGAIN) {
+        client_want_read(c, conf->client_header_timeout_ms);
+        return;
+    }
+    c->t_start = now_ms();
+    tg_request_id_new(c->request_id);
+    if (rc < 0) {
+        tg_log(TG_LOG_INFO, "client %s sent an invalid request: %s", c->peer_ip,
+               c->req.error ? c->req.error : "malformed");
+        c->req.num_headers = 0;
+        c->keepalive = false;
+        snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
+        respond_error(c, c->req.error_status ? c->req.error_status : 400, NULL, false, true);
+        return;
+    }
+    c->head_len = (size_t)rc;
+    c->keepalive = c->req.keepalive;
+    c->head_request = ieq(c->req.method, c->req.method_len, "head");
+    set_client_ip(c);
+
+    /* the request keeps the snapshot it started with */
+    c->snap = w->snap;
+    c->snap->per_worker[w->id].inflight++;
+
+    /* body framing */
+    if (c->req.chunked) {
+        c->body_mode = BODY_CHUNKED;
+    } else if (c->req.content_length > 0) {
+        c->body_mode = BODY_LENGTH;
+        c->body_left = c->req.content_length;
+    } else {
+        c->body_done = true;
+    }
+    tg_buf_consume(&c->in, c->head_len);
+
+    int plen = tg_uri_normalize(c->req.path, c->req.path_len, c->path, sizeof(c->path));
+    if (plen < 0) {
+        respond_error(c, plen == TG_ETOOLARGE ? 414 : 400, NULL, false, true);
+        return;
+    }
+    c->path_len = (size_t)plen;
+
+    tg_router_req_t rq = {
+        .method = c->req.method,
+        .method_len = c->req.method_len,
+        .host = c->req.host,
+        .host_len = c->req.host ? c->req.host_len : 0,
+        .path = c->path,
+        .path_len = c->path_len,
+        .protocol = TG_PROTO_HTTP,
+        .port = c->local_port,
+        .headers = c->req.headers,
+        .num_headers = c->req.num_headers,
+    };
+    if (!c->snap->router ||
+        tg_router_match(c->snap->router, w->router_cache, &rq, &c->match) != 0) {
+        respond_error(c, 404, "no Route matched with those values", true, c->body_mode != BODY_NONE);
+        return;
+    }
+    c->route = c->match.data;
+    if (!c->route->service) {
+        respond_error(c, 503, "no Service found with those values", true, c->body_mode != BODY_NONE);
+        return;
+    }
+    if (c->route->service->resolve_error) {
+        respond_error(c, 503, c->route->service->ntargets == 0 &&
+                                      !strcmp(c->route->service->resolve_error, "no healthy targets")
+                                  ? "failure to get a peer from the ring-balancer"
+                                  : "name resolution failed",
+                      true, c->body_mode != BODY_NONE);
+        return;
+    }
+    if (conf->client_max_body_size > 0 && c->body_mode == BODY_LENGTH &&
+        (uint64_t)c->req.content_length > conf->client_max_body_size) {
+        respond_error(c, 413, NULL, false, true);
+        return;
+    }
+    if (c->req.expect_continue && c->body_mode != BODY_NONE) {
+        tg_buf_append_lit(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        c->expect_sent = true;
+    }
+    c->state = (c->route->request_buffering && c->body_mode != BODY_NONE) ? S_BODY : S_CONNECT;
+}
+
+/* ---------------------------------------------------------- the bodies -- */
+
+static int body_store(tg_conn_t *c, const char *p, size_t n)
+{
+    const tg_conf_t *conf = c->w->conf;
+    c->body_total += n;
+    if (conf->client_max_body_size > 0 && c->body_total > conf->client_max_body_size)
+        return TG_ETOOLARGE;
+    if (c->body_fd < 0 && tg_buf_used(&c->body) + n <= conf->client_body_buffer_size)
+        return tg_buf_append(&c->body, p, n);
+    if (c->body_fd < 0) {
+        /* spill to an anonymous file under the prefix */
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%s", conf->prefix ? conf->prefix : "/tmp");
+        c->body_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (c->body_fd < 0)
+            c->body_fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (c->body_fd < 0)
+            return TG_EIO;
+        if (tg_buf_used(&c->body) &&
+            write(c->body_fd, tg_buf_start(&c->body), tg_buf_used(&c->body)) !=
+                (ssize_t)tg_buf_used(&c->body))
+            return TG_EIO;
+        tg_buf_reset(&c->body);
+    }
+    return write(c->body_fd, p, n) == (ssize_t)n ? 0 : TG_EIO;
+}
+
+/* Takes body bytes from c->in. With `sink` NULL the payload is stored
+ * (buffering); otherwise the raw framing bytes are appended to sink
+ * (streaming). Returns 0, or an HTTP status to fail with. */
+static int body_pump(tg_conn_t *c, tg_buf_t *sink)
+{
+    while (!c->body_done && tg_buf_used(&c->in) > 0) {
+        const char *p = tg_buf_start(&c->in);
+        size_t avail = tg_buf_used(&c->in);
+        if (c->body_mode == BODY_LENGTH) {
+            size_t n = avail < (uint64_t)c->body_left ? avail : (size_t)c->body_left;
+            int rc = sink ? tg_buf_append(sink, p, n) : body_store(c, p, n);
+            if (rc == TG_ETOOLARGE)
+                return 413;
+            if (rc)
+                return 500;
+            tg_buf_consume(&c->in, n);
+            c->body_left -= (int64_t)n;
+            if (c->body_left == 0)
+                c->body_done = true;
+        } else {
+            const char *data;
+            size_t dlen;
+            int n = tg_http_chunked_next(&c->chunk, p, avail, &data, &dlen);
+            if (n < 0)
+                return 400;
+            if (n == 0)
+                break;
+            int rc = 0;
+            if (sink) {
+                rc = tg_buf_append(sink, p, (size_t)n);
+                c->body_total += dlen;
+                if (c->w->conf->client_max_body_size > 0 &&
+                    c->body_total > c->w->conf->client_max_body_size)
+                    rc = TG_ETOOLARGE;
+            } else if (dlen) {
+                rc = body_store(c, data, dlen);
+            }
+            if (rc == TG_ETOOLARGE)
+                return 413;
+            if (rc)
+                return 500;
+            tg_buf_consume(&c->in, (size_t)n);
+            if (c->chunk.done)
+                c->body_done = true;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------- upstream io -- */
+
+static void upstream_failed(tg_conn_t *c, int status, const char *why);
+
+static void start_upstream(tg_conn_t *c)
+{
+    tg_worker_t *w = c->w;
+    tg_service_t *s = c->route->service;
+    if (!c->t_upstream_start)
+        c->t_upstream_start = now_ms();
+    c->target = pick_target(c);
+    if (!c->target) {
+        respond_error(c, 503, "failure to get a peer from the ring-balancer", true, !c->body_done);
+        return;
+    }
+    tg_upconn_t *u = c->tries == 0 ? up_take_idle(w, c->target) : NULL;
+    if (!u) {
+        int err = 0;
+        u = up_connect(w, c->target, &err);
+        if (!u) {
+            tg_log(TG_LOG_ERR, "connect() to %s failed: %s", c->target->name, strerror(err));
+            upstream_failed(c, 502, "connect");
+            return;
+        }
+        u->reused = false;
+    }
+    u->owner = c;
+    c->up = u;
+    event_assign(&u->rev, w->base, u->fd, EV_READ, on_up_event, c);
+    event_assign(&u->wev, w->base, u->fd, EV_WRITE, on_up_event, c);
+    tg_buf_reset(&c->upout);
+    if (build_upstream_head(c) != 0) {
+        respond_error(c, 414, NULL, false, true);
+        return;
+    }
+    if (c->route->request_buffering && c->body_fd < 0 && tg_buf_used(&c->body))
+        tg_buf_append(&c->upout, tg_buf_start(&c->body), tg_buf_used(&c->body));
+    c->body_file_off = 0;
+    c->request_sent_any = false;
+    c->state = u->reused ? S_SEND : S_CONNECT;
+    up_want(u, EV_WRITE, u->reused ? s->write_timeout : s->connect_timeout);
+}
+
+/* A failure before any response byte arrived: retry on another connection
+ * when that is safe, else answer `status`. */
+static void upstream_failed(tg_conn_t *c, int status, const char *why)
+{
+    tg_service_t *s = c->route->service;
+    bool was_reused = c->up && c->up->reused;
+    if (c->up)
+        up_release(c, false);
+    /* a stale pooled connection does not count as a try */
+    bool body_replayable = c->body_mode == BODY_NONE || c->route->request_buffering;
+    if (body_replayable && (was_reused || c->tries < s->retries)) {
+        if (!was_reused)
+            c->tries++;
+        else
+            c->tries = c->tries ? c->tries : 0;
+        if (was_reused) {
+            /* force a fresh connection */
+            int err = 0;
+            c->target = pick_target(c);
+            tg_upconn_t *u = c->target ? up_connect(c->w, c->target, &err) : NULL;
+            if (u) {
+                u->owner = c;
+                c->up = u;
+                event_assign(&u->rev, c->w->base, u->fd, EV_READ, on_up_event, c);
+                event_assign(&u->wev, c->w->base, u->fd, EV_WRITE, on_up_event, c);
+                tg_buf_reset(&c->upout);
+                build_upstream_head(c);
+                if (c->route->request_buffering && c->body_fd < 0 && tg_buf_used(&c->body))
+                    tg_buf_append(&c->upout, tg_buf_start(&c->body), tg_buf_used(&c->body));
+                c->body_file_off = 0;
+                c->state = S_CONNECT;
+                up_want(u, EV_WRITE, s->connect_timeout);
+                return;
+            }
+        }
+        tg_log(TG_LOG_WARN, "upstream %s failed (%s), retrying (%d/%d)",
+               c->target ? c->target->name : "?", why, c->tries, s->retries);
+        start_upstream(c);
+        return;
+    }
+    tg_log(TG_LOG_ERR, "upstream %s failed: %s", c->target ? c->target->name : "?", why);
+    respond_error(c, status, NULL, false, !c->body_done);
+}
+
+/* Fills c->upout with more request body: from the spill file, or streamed
+ * from the client. Returns 0, or a status to fail with. */
+static int refill_upout(tg_conn_t *c)
+{
+    if (c->route->request_buffering) {
+        if (c->body_fd >= 0 && c->body_file_off < c->body_total) {
+            if (tg_buf_reserve(&c->upout, 65536) != 0)
+                return 500;
+            ssize_t n = pread(c->body_fd, c->upout.data + c->upout.len, 65536,
+                              (off_t)c->body_file_off);
+            if (n <= 0)
+                return 500;
+            c->upout.len += (size_t)n;
+            c->body_file_off += (uint64_t)n;
+        }
+        return 0;
+    }
+    return body_pump(c, &c->upout);
+}
+
+static bool request_fully_sent(tg_conn_t *c)
+{
+    if (tg_buf_used(&c->upout))
+        return false;
+    if (c->route->request_buffering)
+        return c->body_fd < 0 || c->body_file_off >= c->body_total;
+    return c->body_done;
+}
+
+static void response_started(tg_conn_t *c);
+
+static void up_io(tg_conn_t *c, short what)
+{
+    tg_upconn_t *u = c->up;
+    tg_service_t *s = c->route->service;
+    if (what & EV_TIMEOUT) {
+        if (c->state == S_RESP_BODY) {
+            tg_log(TG_LOG_ERR, "upstream timed out while reading the response from %s",
+                   c->target->name);
+            c->close_after = true;
+            up_release(c, false);
+            request_done(c);
+            c->state = S_CLOSING;
+            return;
+        }
+        tg_log(TG_LOG_ERR, "upstream timed out (%s) %s",
+               c->state == S_CONNECT ? "connect" : c->state == S_SEND ? "write" : "read",
+               c->target->name);
+        if (c->state == S_CONNECT) {
+            upstream_failed(c, 504, "connect timeout");
+        } else {
+            up_release(c, false);
+            respond_error(c, 504, NULL, false, !c->body_done);
+        }
+        return;
+    }
+    if (c->state == S_CONNECT) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            tg_log(TG_LOG_ERR, "connect() to %s failed: %s", c->target->name, strerror(err));
+            upstream_failed(c, 502, "connect");
+            return;
+        }
+        c->state = S_SEND;
+    }
+    if (c->state == S_SEND) {
+        for (;;) {
+            if (!tg_buf_used(&c->upout)) {
+                int st = refill_upout(c);
+                if (st) {
+                    up_release(c, false);
+                    respond_error(c, st, NULL, false, true);
+                    return;
+                }
+            }
+            if (!tg_buf_used(&c->upout))
+                break;
+            ssize_t n = send(u->fd, tg_buf_start(&c->upout), tg_buf_used(&c->upout), MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR) {
+                    up_want(u, EV_WRITE | EV_READ, s->write_timeout);
+                    return;
+                }
+                if (!c->request_sent_any || u->reused) {
+                    upstream_failed(c, 502, strerror(errno));
+                } else {
+                    up_release(c, false);
+                    respond_error(c, 502, NULL, false, true);
+                }
+                return;
+            }
+            c->request_sent_any = true;
+            tg_buf_consume(&c->upout, (size_t)n);
+        }
+        if (!request_fully_sent(c)) {
+            /* streaming: wait for more body from the client */
+            up_want(u, EV_READ, s->read_timeout);
+            client_want_read(c, c->w->conf->client_body_timeout_ms);
+            return;
+        }
+        c->state = S_RESP_HEAD;
+    }
+    if (c->state == S_RESP_HEAD || c->state == S_SEND) {
+        for (;;) {
+            if (tg_buf_reserve(&u->in, 16384) != 0) {
+                respond_error(c, 500, NULL, false, true);
+                return;
+            }
+            ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    break;
+                if (u->reused && tg_buf_used(&u->in) == 0) {
+                    upstream_failed(c, 502, strerror(errno));
+                    return;
+                }
+                up_release(c, false);
+                respond_error(c, 502, NULL, false, !c->body_done);
+                return;
+            }
+            if (n == 0) {
+                if (u->reused && tg_buf_used(&u->in) == 0 && c->state == S_RESP_HEAD) {
+                    upstream_failed(c, 502, "closed");
+                    return;
+                }
+                tg_log(TG_LOG_ERR, "upstream %s closed the connection prematurely",
+                       c->target->name);
+                up_release(c, false);
+                respond_error(c, 502, NULL, false, !c->body_done);
+                return;
+            }
+            u->in.len += (size_t)n;
+            if (!c->t_upstream_first)
+                c->t_upstream_first = now_ms();
+        }
+        if (c->state == S_SEND) {
+            /* the upstream answered before the whole body was sent */
+            if (tg_buf_used(&u->in) == 0) {
+                up_want(u, EV_READ | EV_WRITE, s->write_timeout);
+                return;
+            }
+        }
+        c->res.headers = c->res_headers;
+        c->res.num_headers = TG_PROXY_MAX_HEADERS;
+        int rc = tg_http_parse_response(tg_buf_start(&u->in), tg_buf_used(&u->in), &c->res,
+                                        c->w->conf->max_header_size ? c->w->conf->max_header_size * 4
+                                                                    : 65536);
+        if (rc == TG_EAGAIN) {
+            up_want(u, EV_READ, s->read_timeout);
+            return;
+        }
+        if (rc < 0) {
+            tg_log(TG_LOG_ERR, "upstream %s sent an invalid response: %s", c->target->name,
+                   c->res.error ? c->res.error : "malformed");
+            up_release(c, false);
+            respond_error(c, 502, NULL, false, !c->body_done);
+            return;
+        }
+        if (c->res.status >= 100 && c->res.status < 200 && c->res.status != 101) {
+            tg_buf_consume(&u->in, (size_t)rc); /* interim answers are ours to give */
+            up_want(u, EV_READ, s->read_timeout);
+            return;
+        }
+        c->t_proxy_done = now_ms();
+        tg_buf_consume(&u->in, 0);
+        response_started(c);
+        tg_buf_consume(&u->in, (size_t)rc);
+        c->state = c->res.status == 101 && c->req.upgrade ? S_TUNNEL : S_RESP_BODY;
+    }
+}
+
+/* Writes the response head to the client and decides how the body ends. */
+static void response_started(tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    tg_http_response_t *res = &c->res;
+    tg_buf_t *o = &c->out;
+    char tmp[512];
+    int n;
+    c->status = res->status;
+
+    bool nobody = c->head_request || res->status == 204 || res->status == 304 ||
+                  (res->status >= 100 && res->status < 200);
+    if (nobody)
+        c->res_mode = BODY_NONE;
+    else if (res->chunked)
+        c->res_mode = BODY_CHUNKED;
+    else if (res->content_length >= 0)
+        c->res_mode = BODY_LENGTH, c->res_left = res->content_length;
+    else
+        c->res_mode = BODY_CLOSE;
+    if (c->res_mode == BODY_LENGTH && c->res_left == 0)
+        c->res_mode = BODY_NONE;
+    if (c->res_mode == BODY_CLOSE)
+        c->close_after = true;
+    if (c->res_mode == BODY_CHUNKED && c->req.minor_version == 0) {
+        c->dechunk = true;
+        c->close_after = true;
+    }
+    if (!res->keepalive || c->res_mode == BODY_CLOSE)
+        c->up->requests = INT32_MAX / 2; /* not reusable */
+
+    n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %d ", res->status);
+    tg_buf_append(o, tmp, (size_t)n);
+    if (res->reason_len)
+        tg_buf_append(o, res->reason, res->reason_len);
+    else
+        tg_buf_append_str(o, tg_http_reason(res->status));
+    tg_buf_append_lit(o, "\r\n");
+
+    const tg_http_header_t *conn_hdr = find_header(res->headers, res->num_headers, "connection");
+    const tg_http_header_t *via = NULL;
+    bool has_server = false;
+    bool upgrade = res->status == 101 && c->req.upgrade;
+    for (size_t i = 0; i < res->num_headers; i++) {
+        const tg_http_header_t *h = &res->headers[i];
+        if (ieq(h->name, h->name_len, "transfer-encoding")) {
+            if (!c->dechunk)
+                tg_buf_append_lit(o, "Transfer-Encoding: chunked\r\n");
+            continue;
+        }
+        if (upgrade && (ieq(h->name, h->name_len, "upgrade") ||
+                        ieq(h->name, h->name_len, "connection"))) {
+            tg_buf_append(o, h->name, h->name_len);
+            tg_buf_append_lit(o, ": ");
+            tg_buf_append(o, h->value, h->value_len);
+            tg_buf_append_lit(o, "\r\n");
+            continue;
+        }
+        if (is_hop_by_hop(h, conn_hdr))
+            continue;
+        if (ieq(h->name, h->name_len, "via")) {
+            via = h;
+            continue;
+        }
+        if (ieq(h->name, h->name_len, "server"))
+            has_server = true;
+        tg_buf_append(o, h->name, h->name_len);
+        tg_buf_append_lit(o, ": ");
+        tg_buf_append(o, h->value, h->value_len);
+        tg_buf_append_lit(o, "\r\n");
+    }
+    unsigned hdrs = conf->headers;
+    if (hdrs & TG_HEADER_VIA) {
+        tg_buf_append_lit(o, "Via: ");
+        if (via) {
+            tg_buf_append(o, via->value, via->value_len);
+            tg_buf_append_lit(o, ", ");
+        }
+        tg_buf_append_lit(o, "1.1 tollgate/" TG_VERSION "\r\n");
+    } else if (via) {
+        tg_buf_append_lit(o, "Via: ");
+        tg_buf_append(o, via->value, via->value_len);
+        tg_buf_append_lit(o, "\r\n");
+    }
+    if ((hdrs & TG_HEADER_SERVER) && !has_server)
+        tg_buf_append_lit(o, "Server: tollgate/" TG_VERSION "\r\n");
+    if (hdrs & TG_HEADER_UPSTREAM_LATENCY) {
+        n = snprintf(tmp, sizeof(tmp), "X-Kong-Upstream-Latency: %lld\r\n",
+                     (long long)(c->t_proxy_done - c->t_upstream_start));
+        tg_buf_append(o, tmp, (size_t)n);
+    }
+    if (hdrs & TG_HEADER_PROXY_LATENCY) {
+        n = snprintf(tmp, sizeof(tmp), "X-Kong-Proxy-Latency: %lld\r\n",
+                     (long long)(c->t_upstream_start - c->t_start));
+        tg_buf_append(o, tmp, (size_t)n);
+    }
+    if (hdrs & TG_HEADER_UPSTREAM_STATUS) {
+        n = snprintf(tmp, sizeof(tmp), "X-Kong-Upstream-Status: %d\r\n", res->status);
+        tg_buf_append(o, tmp, (size_t)n);
+    }
+    if (hdrs & TG_HEADER_REQUEST_ID) {
+        n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
+        tg_buf_append(o, tmp, (size_t)n);
+    }
+    if (!upgrade) {
+        bool keep = c->keepalive && !c->close_after && !atomic_load(&c->w->stopping);
+        if (!keep)
+            c->close_after = true;
+        if (c->req.minor_version == 0 && keep)
+            tg_buf_append_lit(o, "Connection: keep-alive\r\n");
+        else if (!keep)
+            tg_buf_append_lit(o, "Connection: close\r\n");
+    }
+    tg_buf_append_lit(o, "\r\n");
+}
+
+/* Moves response body bytes from the upstream buffer to the client buffer.
+ * Returns 1 when the response is complete, 0 when more is needed, -1 on a
+ * framing error. */
+static int response_pump(tg_conn_t *c)
+{
+    tg_upconn_t *u = c->up;
+    while (tg_buf_used(&u->in) > 0) {
+        const char *p = tg_buf_start(&u->in);
+        size_t avail = tg_buf_used(&u->in);
+        if (c->res_mode == BODY_LENGTH) {
+            size_t n = avail < (uint64_t)c->res_left ? avail : (size_t)c->res_left;
+            tg_buf_append(&c->out, p, n);
+            tg_buf_consume(&u->in, n);
+            c->res_left -= (int64_t)n;
+            if (c->res_left == 0)
+                return 1;
+        } else if (c->res_mode == BODY_CHUNKED) {
+            const char *data;
+            size_t dlen;
+            int n = tg_http_chunked_next(&c->res_chunk, p, avail, &data, &dlen);
+            if (n < 0)
+                return -1;
+            if (n == 0)
+                return 0;
+            if (c->dechunk)
+                tg_buf_append(&c->out, data, dlen);
+            else
+                tg_buf_append(&c->out, p, (size_t)n);
+            tg_buf_consume(&u->in, (size_t)n);
+            if (c->res_chunk.done)
+                return 1;
+        } else if (c->res_mode == BODY_CLOSE) {
+            tg_buf_append(&c->out, p, avail);
+            tg_buf_consume(&u->in, avail);
+        } else {
+            return 1;
+        }
+    }
+    return c->res_mode == BODY_NONE ? 1 : 0;
+}
+
+/* ------------------------------------------------------------- client io -- */
+
+/* Reads what the client sent; returns -1 on EOF/error (connection to close). */
+static int client_read(tg_conn_t *c)
+{
+    for (int i = 0; i < 4; i++) {
+        if (tg_buf_reserve(&c->in, 16384) != 0)
+            return -1;
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            if ((size_t)n < 16384)
+                return 0;
+            continue;
+        }
+        if (n == 0)
+            return -1;
+        if (errno == EAGAIN || errno == EINTR)
+            return 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes c->out; returns 1 when empty, 0 when blocked, -1 on error. */
+static int client_flush(tg_conn_t *c)
+{
+    while (tg_buf_used(&c->out)) {
+        ssize_t n = send(c->fd, tg_buf_start(&c->out), tg_buf_used(&c->out), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                client_want_write(c);
+                return 0;
+            }
+            return -1;
+        }
+        c->bytes_sent += (uint64_t)n;
+        tg_buf_consume(&c->out, (size_t)n);
+    }
+    return 1;
+}
+
+static void tunnel(tg_conn_t *c)
+{
+    tg_upconn_t *u = c->up;
+    /* client -> upstream */
+    if (tg_buf_used(&c->in)) {
+        tg_buf_append(&c->upout, tg_buf_start(&c->in), tg_buf_used(&c->in));
+        tg_buf_reset(&c->in);
+    }
+    while (tg_buf_used(&c->upout)) {
+        ssize_t n = send(u->fd, tg_buf_start(&c->upout), tg_buf_used(&c->upout), MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        tg_buf_consume(&c->upout, (size_t)n);
+    }
+    /* upstream -> client */
+    for (;;) {
+        if (tg_buf_used(&u->in)) {
+            tg_buf_append(&c->out, tg_buf_start(&u->in), tg_buf_used(&u->in));
+            tg_buf_reset(&u->in);
+        }
+        if (tg_buf_used(&c->out) > TG_PROXY_READ_AHEAD)
+            break;
+        if (tg_buf_reserve(&u->in, 16384) != 0)
+            break;
+        ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
+        if (n > 0) {
+            u->in.len += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            c->close_after = true;
+            c->state = S_CLOSING;
+            up_release(c, false);
+            return;
+        }
+        break;
+    }
+    short ev = EV_READ | (tg_buf_used(&c->upout) ? EV_WRITE : 0);
+    up_want(u, ev, 0);
+    client_want_read(c, 0);
+}
+
+/* ---------------------------------------------------------------- drive -- */
+
+static void drive(tg_conn_t *c)
+{
+    for (int guard = 0; guard < 64; guard++) {
+        int prev = c->state;
+        switch (c->state) {
+        case S_PROXY_PROTO: {
+            tg_proxy_protocol_t pp;
+            int rc = tg_proxy_protocol_parse(tg_buf_start(&c->in), tg_buf_used(&c->in), &pp);
+            if (rc == TG_EAGAIN) {
+                client_want_read(c, c->w->conf->client_header_timeout_ms);
+                return;
+            }
+            if (rc < 0) {
+                tg_log(TG_LOG_INFO, "client %s: broken PROXY protocol header", c->peer_ip);
+                conn_close(c);
+                return;
+            }
+            tg_buf_consume(&c->in, (size_t)rc);
+            if (pp.has_addr) {
+                memcpy(&c->peer, &pp.src, sizeof(pp.src));
+                const void *a = pp.src.ss_family == AF_INET
+                                    ? (const void *)&((struct sockaddr_in *)&pp.src)->sin_addr
+                                    : (const void *)&((struct sockaddr_in6 *)&pp.src)->sin6_addr;
+                inet_ntop(pp.src.ss_family, a, c->peer_ip, sizeof(c->peer_ip));
+                c->peer_port = ntohs(pp.src.ss_family == AF_INET
+                                         ? ((struct sockaddr_in *)&pp.src)->sin_port
+                                         : ((struct sockaddr_in6 *)&pp.src)->sin6_port);
+            }
+            c->state = S_HEAD;
+            break;
+        }
+        case S_HEAD:
+            if (tg_buf_used(&c->out)) {
+                int f = client_flush(c);
+                if (f < 0) {
+                    conn_close(c);
+                    return;
+                }
+                if (f == 0)
+                    return;
+            }
+            if (!tg_buf_used(&c->in)) {
+                if (atomic_load(&c->w->stopping)) {
+                    conn_close(c);
+                    return;
+                }
+                client_want_read(c, c->w->conf->keepalive_timeout_ms > 0
+                                        ? c->w->conf->keepalive_timeout_ms
+                                        : 60000);
+                return;
+            }
+            start_request(c);
+            if (c->state == S_HEAD)
+                return; /* incomplete head */
+            break;
+        case S_BODY: {
+            int st = body_pump(c, NULL);
+            if (st) {
+                respond_error(c, st, NULL, false, true);
+                break;
+            }
+            if (!c->body_done) {
+                if (tg_buf_used(&c->out) && client_flush(c) < 0) {
+                    conn_close(c);
+                    return;
+                }
+                client_want_read(c, c->w->conf->client_body_timeout_ms);
+                return;
+            }
+            c->state = S_CONNECT;
+            c->up = NULL;
+            start_upstream(c);
+            if (c->state == S_CONNECT || c->state == S_SEND)
+                return;
+            break;
+        }
+        case S_CONNECT:
+            if (!c->up) {
+                start_upstream(c);
+                if (c->state == S_CONNECT || c->state == S_SEND)
+                    return;
+                break;
+            }
+            return; /* waiting for the upstream */
+        case S_SEND:
+            if (tg_buf_used(&c->out) && client_flush(c) < 0) {
+                conn_close(c);
+                return;
+            }
+            if (c->up && !c->route->request_buffering && !c->body_done) {
+                up_io(c, EV_WRITE);
+                if (c->state == S_SEND)
+                    return;
+                break;
+            }
+            return;
+        case S_RESP_HEAD:
+            return;
+        case S_RESP_BODY: {
+            int r = response_pump(c);
+            if (r < 0) {
+                tg_log(TG_LOG_ERR, "upstream %s sent a malformed chunked body", c->target->name);
+                c->close_after = true;
+                up_release(c, false);
+            }
+            int f = client_flush(c);
+            if (f < 0) {
+                conn_close(c);
+                return;
+            }
+            if (r == 1 || r < 0) {
+                if (r == 1 && c->up)
+                    up_release(c, c->up->requests < INT32_MAX / 4);
+                if (f == 0) {
+                    /* finish once the client took the rest */
+                    c->state = S_LOCAL;
+                    return;
+                }
+                request_done(c);
+                break;
+            }
+            if (tg_buf_used(&c->out) > TG_PROXY_READ_AHEAD) {
+                event_del(&c->up->rev); /* bounded read-ahead */
+                return;
+            }
+            up_want(c->up, EV_READ, c->route->service->read_timeout);
+            return;
+        }
+        case S_LOCAL: {
+            int f = client_flush(c);
+            if (f < 0) {
+                conn_close(c);
+                return;
+            }
+            if (f == 0)
+                return;
+            request_done(c);
+            break;
+        }
+        case S_TUNNEL: {
+            tunnel(c);
+            int f = client_flush(c);
+            if (f < 0) {
+                conn_close(c);
+                return;
+            }
+            if (c->state == S_TUNNEL)
+                return;
+            break;
+        }
+        case S_CLOSING: {
+            int f = client_flush(c);
+            if (f != 0) {
+                conn_close(c);
+                return;
+            }
+            return;
+        }
+        }
+        if (c->state == prev && prev != S_HEAD)
+            return;
+    }
+}
+
+static void on_client_read(evutil_socket_t fd, short what, void *arg)
+{
+    tg_conn_t *c = arg;
+    c->rev_added = false;
+    if (what & EV_TIMEOUT) {
+        if (c->state == S_HEAD && tg_buf_used(&c->in) == 0 && !c->t_start) {
+            conn_close(c); /* idle keepalive connection */
+            return;
+        }
+        if (c->state == S_HEAD || c->state == S_BODY) {
+            c->keepalive = false;
+            respond_error(c, 408, NULL, false, true);
+            drive(c);
+            return;
+        }
+        if (c->state == S_TUNNEL) {
+            client_want_read(c, 0);
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    if (client_read(c) < 0) {
+        if (c->state == S_TUNNEL || c->state == S_HEAD || c->state == S_BODY ||
+            c->state == S_PROXY_PROTO || (c->state == S_SEND && !c->body_done)) {
+            conn_close(c);
+            return;
+        }
+        /* half-close while we answer: finish the answer, then close */
+        c->close_after = true;
+        c->keepalive = false;
+        return;
+    }
+    if (c->state == S_TUNNEL || c->state == S_HEAD || c->state == S_BODY ||
+        c->state == S_PROXY_PROTO || c->state == S_SEND) {
+        drive(c);
+        return;
+    }
+    /* pipelined bytes wait in c->in until the current answer is done; stop
+     * reading until then so a client cannot make us buffer without bound */
+    client_stop_read(c);
+}
+
+static void on_client_write(evutil_socket_t fd, short what, void *arg)
+{
+    tg_conn_t *c = arg;
+    c->wev_added = false;
+    if (what & EV_TIMEOUT) {
+        conn_close(c);
+        return;
+    }
+    drive(c);
+}
+
+static void on_up_event(evutil_socket_t fd, short what, void *arg)
+{
+    tg_conn_t *c = arg;
+    if (!c->up)
+        return;
+    if (c->state == S_TUNNEL) {
+        drive(c);
+        return;
+    }
+    if (c->state == S_RESP_BODY) {
+        if (what & EV_TIMEOUT) {
+            up_io(c, what);
+            drive(c);
+            return;
+        }
+        tg_upconn_t *u = c->up;
+        for (int i = 0; i < 4; i++) {
+            if (tg_buf_reserve(&u->in, 16384) != 0)
+                break;
+            ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
+            if (n > 0) {
+                u->in.len += (size_t)n;
+                if ((size_t)n < u->in.cap - u->in.len)
+                    break;
+                continue;
+            }
+            if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                if (c->res_mode == BODY_CLOSE) {
+                    response_pump(c);
+                    up_release(c, false);
+                    c->close_after = true;
+                    c->state = S_LOCAL; /* flush, then done */
+                    drive(c);
+                    return;
+                }
+                tg_log(TG_LOG_ERR, "upstream %s closed the connection in the middle of the body",
+                       c->target->name);
+                response_pump(c);
+                up_release(c, false);
+                c->close_after = true;
+                c->keepalive = false;
+                c->state = S_CLOSING;
+                drive(c);
+                return;
+            }
+            break;
+        }
+        drive(c);
+        return;
+    }
+    up_io(c, what);
+    drive(c);
+}
+
+/* ------------------------------------------------------------ accepting -- */
+
+void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, socklen_t len,
+                     uint16_t local_port, bool proxy_protocol)
+{
+    tg_conn_t *c = w->free_conns;
+    if (c) {
+        w->free_conns = c->next;
+        tg_buf_t in = c->in, out = c->out, body = c->body, upout = c->upout;
+        memset(c, 0, sizeof(*c));
+        c->in = in, c->out = out, c->body = body, c->upout = upout;
+        tg_buf_reset(&c->in);
+        tg_buf_reset(&c->out);
+    } else {
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            return;
+        }
+    }
+    c->w = w;
+    c->fd = fd;
+    c->body_fd = -1;
+    memcpy(&c->peer, peer, len);
+    c->peerlen = len;
+    c->local_port = local_port;
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)peer;
+        inet_ntop(AF_INET, &s->sin_addr, c->peer_ip, sizeof(c->peer_ip));
+        c->peer_port = ntohs(s->sin_port);
+    } else if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)peer;
+        inet_ntop(AF_INET6, &s->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
+        c->peer_port = ntohs(s->sin6_port);
+    } else {
+        snprintf(c->peer_ip, sizeof(c->peer_ip), "unix:");
+    }
+    snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
+    c->state = proxy_protocol ? S_PROXY_PROTO : S_HEAD;
+    event_assign(&c->rev, w->base, fd, EV_READ, on_client_read, c);
+    event_assign(&c->wev, w->base, fd, EV_WRITE, on_client_write, c);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    atomic_fetch_add_explicit(&tg_stats.connections_active, 1, memory_order_relaxed);
+    client_want_read(c, w->conf->client_header_timeout_ms > 0 ? w->conf->client_header_timeout_ms
+                                                              : 60000);
+}
+
+static void conn_close(tg_conn_t *c)
+{
+    tg_worker_t *w = c->w;
+    if (c->t_start && c->status)
+        log_access(c), atomic_fetch_add_explicit(&tg_stats.total_requests, 1, memory_order_relaxed);
+    if (c->up)
+        up_release(c, false);
+    event_del(&c->rev);
+    event_del(&c->wev);
+    close(c->fd);
+    reset_request(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    atomic_fetch_sub_explicit(&tg_stats.connections_active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tg_stats.connections_handled, 1, memory_order_relaxed);
+    /* keep small buffers for reuse, drop big ones */
+    if (c->in.cap > 65536)
+        tg_buf_free(&c->in);
+    if (c->out.cap > 65536)
+        tg_buf_free(&c->out);
+    if (c->body.cap > 65536)
+        tg_buf_free(&c->body);
+    if (c->upout.cap > 65536)
+        tg_buf_free(&c->upout);
+    c->next = w->free_conns;
+    w->free_conns = c;
+}
+
+void tg_proxy_close_idle(tg_worker_t *w)
+{
+    tg_conn_t *c = w->conns;
+    while (c) {
+        tg_conn_t *next = c->next;
+        if (atomic_load(&w->stopping) == 2 ||
+            (c->state == S_HEAD && tg_buf_used(&c->in) == 0 && tg_buf_used(&c->out) == 0))
+            conn_close(c);
+        c = next;
+    }
+    while (w->idle_up) {
+        tg_upconn_t *u = w->idle_up;
+        w->idle_up = u->next;
+        up_free(u);
+    }
+    w->nidle_up = 0;
+}
+
+size_t tg_proxy_live(tg_worker_t *w)
+{
+    size_t n = 0;
+    for (tg_conn_t *c = w->conns; c; c = c->next)
+        n++;
+    return n;
+}

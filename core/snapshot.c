@@ -1,0 +1,477 @@
+/* snapshot.c: building, publishing and releasing configuration snapshots. */
+#include "snapshot.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
+static tg_snapshot_t *current;
+static uint64_t next_generation = 1;
+
+/* ---- small helpers over the Lua rows ---- */
+
+static char *dupfield(lua_State *L, int t, const char *k)
+{
+    char *r = NULL;
+    lua_getfield(L, t, k);
+    if (lua_type(L, -1) == LUA_TSTRING)
+        r = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return r;
+}
+
+static lua_Number numfield(lua_State *L, int t, const char *k, lua_Number dflt)
+{
+    lua_getfield(L, t, k);
+    lua_Number r = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : dflt;
+    lua_pop(L, 1);
+    return r;
+}
+
+static bool boolfield(lua_State *L, int t, const char *k, bool dflt)
+{
+    lua_getfield(L, t, k);
+    bool r = lua_type(L, -1) == LUA_TBOOLEAN ? lua_toboolean(L, -1) : dflt;
+    lua_pop(L, 1);
+    return r;
+}
+
+/* The strings of the array field `k` of the table at t, NULL-terminated; *n set. */
+static const char **strarray(lua_State *L, int t, const char *k, size_t *n)
+{
+    *n = 0;
+    lua_getfield(L, t, k);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    size_t len = lua_objlen(L, -1);
+    const char **a = calloc(len + 1, sizeof(*a));
+    for (size_t i = 1; i <= len; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        if (lua_type(L, -1) == LUA_TSTRING)
+            a[(*n)++] = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return a;
+}
+
+static void free_strarray(const char **a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((void *)a[i]);
+    free(a);
+}
+
+/* Id of the foreign key `k` ({id = "..."}) of the row at t, or NULL. */
+static char *foreign_id(lua_State *L, int t, const char *k)
+{
+    char *r = NULL;
+    lua_getfield(L, t, k);
+    if (lua_type(L, -1) == LUA_TTABLE)
+        r = dupfield(L, lua_gettop(L), "id");
+    lua_pop(L, 1);
+    return r;
+}
+
+static int resolve(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "%s", gai_strerror(rc));
+        return TG_ENOTFOUND;
+    }
+    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+    t->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    char name[300];
+    snprintf(name, sizeof(name), "%s:%u", host, port);
+    t->name = strdup(name);
+    if (!t->weight)
+        t->weight = 100;
+    return 0;
+}
+
+/* Splits "host:port" / "[v6]:port" / "host" (port defaults to 8000, as Kong's targets). */
+static void split_target(const char *s, char *host, size_t hostcap, uint16_t *port)
+{
+    *port = 8000;
+    const char *colon;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        size_t n = end ? (size_t)(end - s - 1) : strlen(s + 1);
+        snprintf(host, hostcap, "%.*s", (int)n, s + 1);
+        colon = end ? strchr(end, ':') : NULL;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon && strchr(s, ':') != colon)
+            colon = NULL; /* bare IPv6 without brackets */
+        size_t n = colon ? (size_t)(colon - s) : strlen(s);
+        snprintf(host, hostcap, "%.*s", (int)n, s);
+    }
+    if (colon)
+        *port = (uint16_t)atoi(colon + 1);
+}
+
+/* Fills the service's targets: the upstream of that name in its workspace, if
+ * any, else the host itself. Resolution happens here, on the control thread.
+ * TODO(issue 12): non-blocking c-ares resolution with TTLs, health checks. */
+static void service_targets(lua_State *L, int upstreams, int targets, tg_service_t *svc)
+{
+    char err[256];
+    size_t nup = upstreams ? lua_objlen(L, upstreams) : 0;
+    for (size_t i = 1; i <= nup; i++) {
+        lua_rawgeti(L, upstreams, (int)i);
+        int u = lua_gettop(L);
+        char *name = dupfield(L, u, "name"), *ws = dupfield(L, u, "ws_id"),
+             *uid = dupfield(L, u, "id");
+        bool match = name && strcasecmp(name, svc->host) == 0 &&
+                     (!ws || !svc->ws_id || strcmp(ws, svc->ws_id) == 0);
+        free(name);
+        free(ws);
+        lua_pop(L, 1);
+        if (!match) {
+            free(uid);
+            continue;
+        }
+        size_t nt = targets ? lua_objlen(L, targets) : 0;
+        svc->targets = calloc(nt + 1, sizeof(tg_target_t));
+        for (size_t j = 1; j <= nt; j++) {
+            lua_rawgeti(L, targets, (int)j);
+            int t = lua_gettop(L);
+            char *up = foreign_id(L, t, "upstream");
+            char *target = dupfield(L, t, "target");
+            int weight = (int)numfield(L, t, "weight", 100);
+            if (up && uid && target && strcmp(up, uid) == 0 && weight > 0) {
+                char host[256];
+                uint16_t port;
+                split_target(target, host, sizeof(host), &port);
+                tg_target_t *tt = &svc->targets[svc->ntargets];
+                tt->weight = weight;
+                if (resolve(host, port, tt, err, sizeof(err)) == 0) {
+                    svc->ntargets++;
+                    svc->total_weight += weight;
+                } else {
+                    tg_log(TG_LOG_ERR, "upstream %s: target %s: %s", svc->host, target, err);
+                }
+            }
+            free(up);
+            free(target);
+            lua_pop(L, 1);
+        }
+        free(uid);
+        if (svc->ntargets == 0)
+            svc->resolve_error = strdup("no healthy targets");
+        return;
+    }
+    svc->targets = calloc(1, sizeof(tg_target_t));
+    if (resolve(svc->host, svc->port, &svc->targets[0], err, sizeof(err)) == 0) {
+        svc->ntargets = 1;
+        svc->total_weight = svc->targets[0].weight;
+    } else {
+        svc->resolve_error = strdup(err);
+        tg_log(TG_LOG_ERR, "service %s: could not resolve %s: %s", svc->name ? svc->name : svc->id,
+               svc->host, err);
+    }
+}
+
+static void free_service(tg_service_t *s)
+{
+    free(s->id);
+    free(s->name);
+    free(s->ws_id);
+    free(s->host);
+    free(s->path);
+    free(s->host_header);
+    for (size_t i = 0; i < s->ntargets; i++)
+        free(s->targets[i].name);
+    free(s->targets);
+    free(s->resolve_error);
+}
+
+static void free_route(tg_route_t *r)
+{
+    free(r->id);
+    free(r->name);
+    free(r->ws_id);
+}
+
+static void snapshot_free(tg_snapshot_t *s)
+{
+    if (s->router)
+        tg_router_free(s->router);
+    for (size_t i = 0; i < s->nroutes; i++)
+        free_route(&s->routes[i]);
+    for (size_t i = 0; i < s->nservices; i++)
+        free_service(&s->services[i]);
+    free(s->routes);
+    free(s->services);
+    free(s);
+}
+
+static unsigned protocol_bits(const char **protos, size_t n)
+{
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(protos[i], "http"))
+            bits |= TG_PROTO_HTTP;
+        else if (!strcmp(protos[i], "https"))
+            bits |= TG_PROTO_HTTPS;
+        else if (!strcmp(protos[i], "grpc"))
+            bits |= TG_PROTO_GRPC;
+        else if (!strcmp(protos[i], "grpcs"))
+            bits |= TG_PROTO_GRPCS;
+    }
+    return bits ? bits : (TG_PROTO_HTTP | TG_PROTO_HTTPS);
+}
+
+/* Pushes the array config.entities[name] (or nil) and returns its index, 0 if absent. */
+static int entity_list(lua_State *L, int entities, const char *name)
+{
+    lua_getfield(L, entities, name);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    return lua_gettop(L);
+}
+
+int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, size_t errlen)
+{
+    int top = lua_gettop(L);
+    idx = idx < 0 ? top + idx + 1 : idx;
+    tg_snapshot_t *s = calloc(1, sizeof(*s));
+    tg_route_def_t *defs = NULL;
+    size_t ndefs = 0;
+    int rc = TG_EINVAL;
+
+    atomic_init(&s->refs, 1);
+    lua_getfield(L, idx, "hash");
+    snprintf(s->hash, sizeof(s->hash), "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+    lua_pop(L, 1);
+
+    lua_getfield(L, idx, "entities");
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    int entities = lua_gettop(L);
+    int services = entity_list(L, entities, "services");
+    int routes = entity_list(L, entities, "routes");
+    int upstreams = entity_list(L, entities, "upstreams");
+    int targets = entity_list(L, entities, "targets");
+
+    size_t nsvc = lua_objlen(L, services);
+    s->services = calloc(nsvc + 1, sizeof(tg_service_t));
+    for (size_t i = 1; i <= nsvc; i++) {
+        lua_rawgeti(L, services, (int)i);
+        int t = lua_gettop(L);
+        if (!boolfield(L, t, "enabled", true)) { /* routes of a disabled service are left out */
+            lua_pop(L, 1);
+            continue;
+        }
+        tg_service_t *svc = &s->services[s->nservices++];
+        svc->id = dupfield(L, t, "id");
+        svc->name = dupfield(L, t, "name");
+        svc->ws_id = dupfield(L, t, "ws_id");
+        char *proto = dupfield(L, t, "protocol");
+        svc->protocol = proto && !strcmp(proto, "https") ? TG_PROTO_HTTPS : TG_PROTO_HTTP;
+        free(proto);
+        svc->host = dupfield(L, t, "host");
+        if (!svc->host)
+            svc->host = strdup("");
+        svc->port = (uint16_t)numfield(L, t, "port", 80);
+        svc->path = dupfield(L, t, "path");
+        svc->path_len = svc->path ? strlen(svc->path) : 0;
+        svc->retries = (int)numfield(L, t, "retries", 5);
+        svc->connect_timeout = (int)numfield(L, t, "connect_timeout", 60000);
+        svc->write_timeout = (int)numfield(L, t, "write_timeout", 60000);
+        svc->read_timeout = (int)numfield(L, t, "read_timeout", 60000);
+        char hh[300];
+        bool default_port = (svc->protocol == TG_PROTO_HTTP && svc->port == 80) ||
+                            (svc->protocol == TG_PROTO_HTTPS && svc->port == 443);
+        if (default_port)
+            snprintf(hh, sizeof(hh), "%s", svc->host);
+        else
+            snprintf(hh, sizeof(hh), "%s:%u", svc->host, svc->port);
+        svc->host_header = strdup(hh);
+        svc->host_header_len = strlen(hh);
+        service_targets(L, upstreams, targets, svc);
+        lua_pop(L, 1);
+    }
+
+    size_t nrt = lua_objlen(L, routes);
+    s->routes = calloc(nrt + 1, sizeof(tg_route_t));
+    defs = calloc(nrt + 1, sizeof(tg_route_def_t));
+    for (size_t i = 1; i <= nrt; i++) {
+        lua_rawgeti(L, routes, (int)i);
+        int t = lua_gettop(L);
+        char *sid = foreign_id(L, t, "service");
+        tg_service_t *svc = NULL;
+        bool disabled = false;
+        if (sid) {
+            for (size_t j = 0; j < s->nservices; j++)
+                if (!strcmp(s->services[j].id, sid))
+                    svc = &s->services[j];
+            disabled = svc == NULL; /* its service exists but is disabled */
+            free(sid);
+        }
+        if (disabled) {
+            lua_pop(L, 1);
+            continue;
+        }
+        tg_route_t *r = &s->routes[s->nroutes];
+        tg_route_def_t *d = &defs[ndefs];
+        r->id = dupfield(L, t, "id");
+        r->name = dupfield(L, t, "name");
+        r->ws_id = dupfield(L, t, "ws_id");
+        r->service = svc;
+        r->strip_path = boolfield(L, t, "strip_path", true);
+        r->preserve_host = boolfield(L, t, "preserve_host", false);
+        r->request_buffering = boolfield(L, t, "request_buffering", true);
+        r->response_buffering = boolfield(L, t, "response_buffering", true);
+        r->https_redirect_status_code = (int)numfield(L, t, "https_redirect_status_code", 426);
+        char *ph = dupfield(L, t, "path_handling");
+        r->path_handling = ph && !strcmp(ph, "v1") ? 1 : 0;
+        free(ph);
+
+        d->id = r->id;
+        d->name = r->name;
+        d->ws_id = r->ws_id;
+        d->hosts = strarray(L, t, "hosts", &d->nhosts);
+        d->paths = strarray(L, t, "paths", &d->npaths);
+        d->methods = strarray(L, t, "methods", &d->nmethods);
+        d->snis = strarray(L, t, "snis", &d->nsnis);
+        size_t np;
+        const char **protos = strarray(L, t, "protocols", &np);
+        d->protocols = protocol_bits(protos, np);
+        free_strarray(protos, np);
+        lua_getfield(L, t, "headers");
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            int h = lua_gettop(L);
+            size_t cnt = 0;
+            lua_pushnil(L);
+            while (lua_next(L, h)) {
+                cnt++;
+                lua_pop(L, 1);
+            }
+            tg_route_header_t *hs = calloc(cnt + 1, sizeof(*hs));
+            size_t k = 0;
+            lua_pushnil(L);
+            while (lua_next(L, h)) {
+                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+                    hs[k].name = strdup(lua_tostring(L, -2));
+                    lua_pushvalue(L, -2); /* key */
+                    hs[k].values = strarray(L, h, lua_tostring(L, -1), &hs[k].nvalues);
+                    lua_pop(L, 1);
+                    k++;
+                }
+                lua_pop(L, 1);
+            }
+            d->headers = hs;
+            d->nheaders = k;
+        }
+        lua_pop(L, 1);
+        d->regex_priority = (int)numfield(L, t, "regex_priority", 0);
+        d->created_at = (int64_t)numfield(L, t, "created_at", 0);
+        d->position = (uint32_t)ndefs;
+        d->strip_path = r->strip_path;
+        d->preserve_host = r->preserve_host;
+        d->path_handling = r->path_handling;
+        d->data = r;
+        s->nroutes++;
+        ndefs++;
+        lua_pop(L, 1);
+    }
+
+    size_t bad = 0;
+    rc = tg_router_build(defs, ndefs, &s->router, &bad, err, errlen);
+    if (rc != 0) {
+        char tmp[512];
+        snprintf(tmp, sizeof(tmp), "route %s: %s", defs[bad].name ? defs[bad].name : defs[bad].id,
+                 err);
+        snprintf(err, errlen, "%s", tmp);
+        goto done;
+    }
+    rc = 0;
+done:
+    for (size_t i = 0; i < ndefs; i++) {
+        tg_route_def_t *d = &defs[i];
+        free_strarray(d->hosts, d->nhosts);
+        free_strarray(d->paths, d->npaths);
+        free_strarray(d->methods, d->nmethods);
+        free_strarray(d->snis, d->nsnis);
+        for (size_t k = 0; k < d->nheaders; k++) {
+            free((void *)d->headers[k].name);
+            free_strarray(d->headers[k].values, d->headers[k].nvalues);
+        }
+        free((void *)d->headers);
+    }
+    free(defs);
+    lua_settop(L, top);
+    if (rc != 0) {
+        snapshot_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+tg_snapshot_t *tg_snapshot_empty(void)
+{
+    tg_snapshot_t *s = calloc(1, sizeof(*s));
+    atomic_init(&s->refs, 1);
+    char err[128];
+    size_t bad;
+    if (tg_router_build(NULL, 0, &s->router, &bad, err, sizeof(err)) != 0)
+        s->router = NULL;
+    return s;
+}
+
+void tg_snapshot_ref(tg_snapshot_t *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void tg_snapshot_unref(tg_snapshot_t *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(s);
+}
+
+void tg_snapshot_publish(tg_snapshot_t *s)
+{
+    pthread_mutex_lock(&publish_lock);
+    tg_snapshot_t *old = current;
+    s->generation = next_generation++;
+    current = s;
+    pthread_mutex_unlock(&publish_lock);
+    tg_snapshot_unref(old);
+}
+
+tg_snapshot_t *tg_snapshot_current(void)
+{
+    pthread_mutex_lock(&publish_lock);
+    tg_snapshot_t *s = current;
+    if (s)
+        tg_snapshot_ref(s);
+    pthread_mutex_unlock(&publish_lock);
+    return s;
+}
+
+uint64_t tg_snapshot_generation(void)
+{
+    pthread_mutex_lock(&publish_lock);
+    uint64_t g = current ? current->generation : 0;
+    pthread_mutex_unlock(&publish_lock);
+    return g;
+}
