@@ -158,6 +158,9 @@ typedef struct tg_conf_s {
      * order: used for tg_conf_push_lua, the env file and `tollgate check`. */
     char **raw_keys, **raw_values;
     size_t nraw;
+    /* The warnings given while loading (also sent to tg_log), for `check`. */
+    char **warnings;
+    size_t nwarnings;
 } tg_conf_t;
 
 /* Loads the configuration: defaults < `path` (NULL: /etc/tollgate/tollgate.conf,
