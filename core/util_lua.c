@@ -1,0 +1,183 @@
+/* util_lua.c: "tollgate.c.util", small OpenSSL-backed helpers for Lua.
+ *
+ *   sha1(s), sha256(s), md5(s) -> raw digest bytes
+ *   hex(s)                     -> lowercase hex of s
+ *   random_bytes(n)            -> n bytes from RAND_bytes (n <= 65536)
+ *   uuid_v4()                  -> random UUID string
+ *   uuid_v5(ns, name)          -> RFC 4122 name-based (SHA-1) UUID string; nil, err on a bad ns
+ *   now()                      -> wall clock, float seconds
+ */
+#include "util_lua.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+static int digest(lua_State *L, const EVP_MD *md)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int outlen = 0;
+    if (!EVP_Digest(s, len, out, &outlen, md, NULL))
+        return luaL_error(L, "digest failed");
+    lua_pushlstring(L, (const char *)out, outlen);
+    return 1;
+}
+
+static int l_sha1(lua_State *L) { return digest(L, EVP_sha1()); }
+static int l_sha256(lua_State *L) { return digest(L, EVP_sha256()); }
+static int l_md5(lua_State *L) { return digest(L, EVP_md5()); }
+
+void tg_util_hex(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+}
+
+static int l_hex(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < len; i++) {
+        char two[2];
+        tg_util_hex(s + i, 1, two);
+        luaL_addlstring(&b, two, 2);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int l_random_bytes(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 0 || n > 65536)
+        return luaL_argerror(L, 1, "must be between 0 and 65536");
+    unsigned char buf[65536];
+    if (n > 0 && RAND_bytes(buf, (int)n) != 1)
+        return luaL_error(L, "RAND_bytes failed");
+    lua_pushlstring(L, (const char *)buf, (size_t)n);
+    return 1;
+}
+
+void tg_util_uuid_format(const unsigned char b[16], char out[37])
+{
+    char hex[32];
+    tg_util_hex(b, 16, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int tg_util_uuid_parse(const char *s, size_t len, unsigned char out[16])
+{
+    if (len != 36)
+        return TG_EINVAL;
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return TG_EINVAL;
+            continue;
+        }
+        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0 || i + 1 == 8 || i + 1 == 13 || i + 1 == 18 || i + 1 == 23)
+            return TG_EINVAL;
+        out[n++] = (unsigned char)(hi << 4 | lo);
+        i++;
+    }
+    return n == 16 ? TG_OK : TG_EINVAL;
+}
+
+int tg_util_uuid_v5(const char *ns, size_t nslen, const char *name, size_t namelen, char out[37])
+{
+    unsigned char nsb[16], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (tg_util_uuid_parse(ns, nslen, nsb) != TG_OK)
+        return TG_EINVAL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        return TG_ENOMEM;
+    int ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, nsb, 16) &&
+             EVP_DigestUpdate(ctx, name, namelen) && EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return TG_ERROR;
+    md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
+    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
+    tg_util_uuid_format(md, out);
+    return TG_OK;
+}
+
+static int l_uuid_v4(lua_State *L)
+{
+    unsigned char b[16];
+    char out[37];
+    if (RAND_bytes(b, 16) != 1)
+        return luaL_error(L, "RAND_bytes failed");
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    tg_util_uuid_format(b, out);
+    lua_pushlstring(L, out, 36);
+    return 1;
+}
+
+static int l_uuid_v5(lua_State *L)
+{
+    size_t nslen, namelen;
+    const char *ns = luaL_checklstring(L, 1, &nslen);
+    const char *name = luaL_checklstring(L, 2, &namelen);
+    char out[37];
+    int rc = tg_util_uuid_v5(ns, nslen, name, namelen, out);
+    if (rc != TG_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, rc == TG_EINVAL ? "invalid namespace uuid" : tg_strerror(rc));
+        return 2;
+    }
+    lua_pushlstring(L, out, 36);
+    return 1;
+}
+
+static int l_now(lua_State *L)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    lua_pushnumber(L, (lua_Number)tv.tv_sec + (lua_Number)tv.tv_usec / 1e6);
+    return 1;
+}
+
+int luaopen_tollgate_c_util(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"sha1", l_sha1},
+        {"sha256", l_sha256},
+        {"md5", l_md5},
+        {"hex", l_hex},
+        {"random_bytes", l_random_bytes},
+        {"uuid_v4", l_uuid_v4},
+        {"uuid_v5", l_uuid_v5},
+        {"now", l_now},
+        {NULL, NULL},
+    };
+    lua_newtable(L);
+    luaL_register(L, NULL, fns);
+    return 1;
+}
