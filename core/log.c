@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TBUF_CAP (256 * 1024)
+#define TBUF_CAP (512 * 1024)
 #define MAX_FILES 64
 #define LINE_MAX_LEN 8192
 #define REC_HDR 6
