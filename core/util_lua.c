@@ -178,6 +178,9 @@ int luaopen_tollgate_c_util(lua_State *L)
         {NULL, NULL},
     };
     lua_newtable(L);
-    luaL_register(L, NULL, fns);
+    for (const luaL_Reg *f = fns; f->name; f++) {
+        lua_pushcfunction(L, f->func);
+        lua_setfield(L, -2, f->name);
+    }
     return 1;
 }
