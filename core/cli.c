@@ -191,33 +191,6 @@ int tg_cli_running_pid(const char *pid_file)
     return pid;
 }
 
-/* The effective configuration as kong.conf lines (`\#` escapes `#`). */
-static int write_env_file(const tg_conf_t *c)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", c->env_file);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return TG_EIO;
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        return TG_EIO;
-    }
-    for (size_t i = 0; i < c->nraw; i++) {
-        fprintf(f, "%s = ", c->raw_keys[i]);
-        for (const char *p = c->raw_values[i]; *p; p++) {
-            if (*p == '#')
-                fputc('\\', f);
-            fputc(*p == '\n' ? ' ' : *p, f);
-        }
-        fputc('\n', f);
-    }
-    if (fclose(f) != 0 || rename(tmp, c->env_file) != 0)
-        return TG_EIO;
-    return 0;
-}
-
 /* ---- start ---- */
 
 static struct {
@@ -314,7 +287,7 @@ static int cmd_start(const args_t *a)
         rc = fail("tollgate is already running in %s", c->prefix);
         goto out;
     }
-    if (write_env_file(c) != 0)
+    if (tg_conf_write_env(c) != 0)
         tg_log(TG_LOG_WARN, "could not write %s: %s", c->env_file, strerror(errno));
 
     if (!c->nginx_daemon) {
@@ -501,22 +474,25 @@ static int cmd_restart(args_t *a)
     /* As Kong: with -p and no -c, the running node's configuration. */
     char envp[PATH_MAX];
     if (a->prefix && !a->conf) {
-        tg_conf_t *c;
-        if (load_conf(a, &c) != 0)
-            return 1;
-        snprintf(envp, sizeof(envp), "%s", c->env_file);
-        tg_conf_free(c);
+        snprintf(envp, sizeof(envp), "%s/.tollgate_env", a->prefix);
         if (access(envp, R_OK) == 0)
             a->conf = envp;
     }
+    /* the warnings of this load are repeated by start's own load: keep them once */
+    int lvl = tg_log_level();
+    tg_log_set_level(TG_LOG_EMERG);
     tg_conf_t *c;
-    if (load_conf(a, &c) != 0)
-        return 1;
-    if (tg_cli_running_pid(c->pid_file)) {
-        kill(tg_cli_running_pid(c->pid_file), SIGTERM);
-        wait_exit(c->pid_file, 5000);
+    char err[64];
+    int rc = tg_conf_load(a->conf, a->prefix, &c, err, sizeof(err));
+    tg_log_set_level(lvl);
+    if (rc == 0) {
+        int pid = tg_cli_running_pid(c->pid_file);
+        if (pid) {
+            kill(pid, SIGTERM);
+            wait_exit(c->pid_file, 5000);
+        }
+        tg_conf_free(c);
     }
-    tg_conf_free(c);
     return cmd_start(a);
 }
 
@@ -599,10 +575,19 @@ static int cmd_config(const args_t *a)
         rc = fail("expected a declarative configuration file; see `tollgate config --help`");
         goto out;
     }
-    lua_State *L = tg_lua_new_state(c->lua_package_path);
+    /* lua_package_path goes after tollgate's own paths, the order
+     * tg_lua_new_state(extra) documents. */
+    lua_State *L = tg_lua_new_state(NULL);
     if (!L) {
         rc = fail("out of memory");
         goto out;
+    }
+    if (c->lua_package_path && *c->lua_package_path) {
+        lua_getglobal(L, "package");
+        lua_getfield(L, -1, "path");
+        lua_pushfstring(L, "%s;%s", lua_tostring(L, -1), c->lua_package_path);
+        lua_setfield(L, -3, "path");
+        lua_pop(L, 2);
     }
     if (tg_lua_require(L, "tollgate.declarative") != 0) {
         rc = fail("%s", lua_tostring(L, -1));

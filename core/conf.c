@@ -1516,9 +1516,12 @@ int tg_conf_load_string(const char *text, const char *path, const char *prefix_o
 
     /* every key's effective value, for Lua, the env file and `check` */
     strvec_t ks = {0}, vs = {0};
+    c->raw_set = calloc(NKEYS, sizeof(bool));
     for (size_t i = 0; i < NKEYS; i++) {
         if (keys[i].type == K_ALIAS || !ld->raw[i])
             continue;
+        if (c->raw_set && ks.n < NKEYS)
+            c->raw_set[ks.n] = ld->set[i];
         sv_push(&ks, strdup(keys[i].name));
         sv_push(&vs, strdup(ld->raw[i]));
     }
@@ -1601,8 +1604,36 @@ void tg_conf_free(tg_conf_t *c)
     sv_free(c->dns_order, c->ndns_order);
     sv_free(c->raw_keys, c->nraw);
     sv_free(c->raw_values, c->nraw);
+    free(c->raw_set);
     sv_free(c->warnings, c->nwarnings);
     free(c);
+}
+
+int tg_conf_write_env(const tg_conf_t *c)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", c->env_file);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return TG_EIO;
+    fchmod(fileno(f), 0600);
+    for (size_t i = 0; i < c->nraw; i++) {
+        int k = key_index(c->raw_keys[i]);
+        if (k >= 0 && (keys[k].flags & F_UNIMPL) && !(c->raw_set && c->raw_set[i]))
+            continue;
+        fprintf(f, "%s = ", c->raw_keys[i]);
+        for (const char *p = c->raw_values[i]; *p; p++) {
+            if (*p == '#')
+                fputc('\\', f);
+            fputc(*p == '\n' ? ' ' : *p, f);
+        }
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0 || rename(tmp, c->env_file) != 0) {
+        unlink(tmp);
+        return TG_EIO;
+    }
+    return 0;
 }
 
 /* ---- kong.configuration ---- */

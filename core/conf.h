@@ -157,6 +157,7 @@ typedef struct tg_conf_s {
     /* Every key with its effective raw value (after file and env), in table
      * order: used for tg_conf_push_lua, the env file and `tollgate check`. */
     char **raw_keys, **raw_values;
+    bool *raw_set; /* given by the file or the environment, not a default */
     size_t nraw;
     /* The warnings given while loading (also sent to tg_log), for `check`. */
     char **warnings;
@@ -182,6 +183,10 @@ void tg_conf_free(tg_conf_t *c);
  * (lists as arrays, booleans, numbers), listeners also as Kong's
  * proxy_listeners = { {ip=, port=, ssl=, http2=, ...}, ... }. */
 void tg_conf_push_lua(lua_State *L, const tg_conf_t *c);
+
+/* Writes c->env_file (0600): the effective configuration as kong.conf lines,
+ * every implemented key plus the Kong keys that were set explicitly. */
+int tg_conf_write_env(const tg_conf_t *c);
 
 /* Is the peer in trusted_ips? AF_UNIX peers match "unix:". IPv4-mapped IPv6
  * peers are matched as IPv4. */
