@@ -137,6 +137,17 @@ end
 
 function helpers.sleep(s) socket.sleep(s) end
 
+-- Adler-32 of a string as 8 hex digits: the mock upstream reports the one of
+-- each request body it receives ("body_adler32").
+function helpers.adler32(s)
+  local a, b = 1, 0
+  for i = 1, #s do
+    a = (a + s:byte(i)) % 65521
+    b = (b + a) % 65521
+  end
+  return string.format("%08x", b * 65536 + a)
+end
+
 -- Calls fn until it returns a truthy value; errors after `timeout` seconds
 -- (default 5). Errors raised by fn propagate at once.
 function helpers.wait_until(fn, timeout, step)

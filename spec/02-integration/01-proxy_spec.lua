@@ -5,14 +5,7 @@ local socket = require "socket"
 
 local PROXY_PORT = helpers.test_conf.proxy_port
 
-local function adler32(s)
-  local a, b = 1, 0
-  for i = 1, #s do
-    a = (a + s:byte(i)) % 65521
-    b = (b + a) % 65521
-  end
-  return string.format("%08x", b * 65536 + a)
-end
+local adler32 = helpers.adler32
 
 -- Splits raw bytes holding several responses (each with Content-Length, or
 -- none for bodyless ones) into { status, headers, body } tables.

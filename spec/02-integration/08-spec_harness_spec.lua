@@ -5,14 +5,7 @@ local http = require "spec.helpers.http"
 local blueprints = require "spec.helpers.blueprints"
 local cjson = require "cjson"
 
-local function adler32(s)
-  local a, b = 1, 0
-  for i = 1, #s do
-    a = (a + s:byte(i)) % 65521
-    b = (b + a) % 65521
-  end
-  return string.format("%08x", b * 65536 + a)
-end
+local adler32 = helpers.adler32
 
 describe("mock upstream (tg_echo_server)", function()
   local client
