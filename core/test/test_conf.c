@@ -5,6 +5,9 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
 #include <stdlib.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -495,5 +498,88 @@ TEST(conf_headers_tokens)
     ASSERT(c);
     ASSERT_EQ(c->headers_upstream, 0);
     ASSERT_EQ(c->error_default_fmt, TG_CONF_FMT_JSON);
+    tg_conf_free(c);
+}
+
+TEST(conf_default_file_documents_the_defaults)
+{
+    /* tollgate.conf.default with every `#key = value` line uncommented must
+     * load without a warning and give exactly the built-in defaults. */
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tollgate.conf.default", TG_SOURCE_DIR);
+    FILE *f = fopen(path, "r");
+    ASSERT(f != NULL);
+    static char text[65536];
+    size_t o = 0;
+    int nkeys = 0;
+    char line[1024];
+    while (fgets(line, sizeof(line), f) && o + sizeof(line) < sizeof(text)) {
+        const char *p = line;
+        if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z' && strstr(line, " = ")) {
+            p = line + 1;
+            nkeys++;
+        }
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "%s", p);
+    }
+    fclose(f);
+    ASSERT(nkeys > 60);
+    tg_conf_t *doc = load(text, NULL), *dflt = load(NULL, NULL);
+    ASSERT(doc && dflt);
+    for (size_t i = 0; i < doc->nwarnings; i++)
+        CHECK(0, "warning from the default file: %s", doc->warnings[i]);
+    ASSERT_EQ(doc->nraw, dflt->nraw);
+    for (size_t i = 0; i < doc->nraw; i++) {
+        CHECK(strcmp(doc->raw_keys[i], dflt->raw_keys[i]) == 0, "key %s vs %s", doc->raw_keys[i],
+              dflt->raw_keys[i]);
+        CHECK(strcmp(doc->raw_values[i], dflt->raw_values[i]) == 0,
+              "%s: documented '%s', built in '%s'", doc->raw_keys[i], doc->raw_values[i],
+              dflt->raw_values[i]);
+    }
+    tg_conf_free(doc);
+    tg_conf_free(dflt);
+}
+
+TEST(conf_push_lua_kong_configuration)
+{
+    char *env[] = {"KONG_DECLARATIVE_CONFIG=/etc/kong.yml", "KONG_ANONYMOUS_REPORTS=off", NULL};
+    tg_conf_t *c = load("proxy_listen = 0.0.0.0:9000 reuseport backlog=100, [::1]:9001\n"
+                        "headers = server_tokens\ntrusted_ips = 10.0.0.0/8, ::1\n",
+                        env);
+    ASSERT(c);
+    lua_State *L = luaL_newstate();
+    ASSERT(L);
+    luaL_openlibs(L);
+    tg_conf_push_lua(L, c);
+    lua_setglobal(L, "conf");
+    const char *checks =
+        "assert(conf.prefix == '/usr/local/tollgate')\n"
+        "assert(conf.proxy_listen[1] == '0.0.0.0:9000 reuseport backlog=100', conf.proxy_listen[1])\n"
+        "assert(conf.proxy_listen[2] == '[::1]:9001')\n"
+        "local l = conf.proxy_listeners\n"
+        "assert(#l == 2 and l[1].ip == '0.0.0.0' and l[1].port == 9000 and l[1].reuseport)\n"
+        "assert(l[1]['backlog=100'] == true and l[1].ssl == false)\n"
+        "assert(l[1].listener == '0.0.0.0:9000 reuseport backlog=100', l[1].listener)\n"
+        "assert(l[2].ip == '[::1]' and l[2].port == 9001)\n"
+        "assert(conf.status_listeners[1].port == 8007)\n"
+        "assert(conf.pg_port == 5432 and conf.pg_ssl == false and conf.pg_password == nil)\n"
+        "assert(conf.upstream_keepalive_pool_size == 512)\n"
+        "assert(conf.nginx_daemon == 'on' and conf.real_ip_recursive == 'off')\n"
+        "assert(conf.anonymous_reports == false)\n"
+        "assert(conf.trusted_ips[1] == '10.0.0.0/8' and conf.trusted_ips[2] == '::1')\n"
+        "assert(conf.headers[1] == 'server_tokens' and #conf.headers == 1)\n"
+        "assert(conf.enabled_headers.Server == true and conf.enabled_headers.Via == true)\n"
+        "assert(conf.enabled_headers['X-Kong-Proxy-Latency'] == false)\n"
+        "assert(conf.enabled_headers_upstream['X-Kong-Request-Id'] == true)\n"
+        "assert(conf.declarative_config == '/etc/kong.yml')\n"
+        "assert(conf.database == 'off' and conf.role == 'traditional')\n"
+        "assert(conf.client_max_body_size == conf.nginx_http_client_max_body_size)\n"
+        "assert(conf.nginx_worker_processes == 'auto')\n"
+        "assert(conf.plugins[1] == 'bundled')\n"
+        "assert(conf.lua_package_path == './?.lua;./?/init.lua;')\n"
+        "assert(conf.nginx_pid == '/usr/local/tollgate/pids/tollgate.pid')\n"
+        "assert(type(conf.worker_threads) == 'number')\n";
+    int rc = luaL_dostring(L, checks);
+    CHECK(rc == 0, "%s", rc ? lua_tostring(L, -1) : "");
+    lua_close(L);
     tg_conf_free(c);
 }
