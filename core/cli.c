@@ -262,7 +262,7 @@ static int serve(tg_conf_t *c, int pidfd)
     return rc;
 }
 
-static int cmd_start(const args_t *a)
+static int cmd_start(args_t *a)
 {
     tg_conf_t *c;
     if (load_conf(a, &c) != 0)
@@ -390,7 +390,7 @@ static int signal_instance(const tg_conf_t *c, int sig)
     return 0;
 }
 
-static int cmd_stop(const args_t *a, bool quiet)
+static int cmd_stop(args_t *a)
 {
     tg_conf_t *c;
     if (running_conf(a, &c) != 0)
@@ -399,14 +399,14 @@ static int cmd_stop(const args_t *a, bool quiet)
     if (rc == 0) {
         if (!wait_exit(c->pid_file, 10000))
             rc = fail("tollgate at %s did not stop within 10s", c->prefix);
-        else if (!quiet)
+        else
             say("tollgate stopped");
     }
     tg_conf_free(c);
     return rc;
 }
 
-static int cmd_quit(const args_t *a)
+static int cmd_quit(args_t *a)
 {
     tg_conf_t *c;
     if (running_conf(a, &c) != 0)
@@ -440,7 +440,7 @@ out:
     return rc;
 }
 
-static int cmd_health(const args_t *a)
+static int cmd_health(args_t *a)
 {
     tg_conf_t *c;
     if (running_conf(a, &c) != 0)
@@ -457,7 +457,7 @@ static int cmd_health(const args_t *a)
     return rc;
 }
 
-static int cmd_reload(const args_t *a)
+static int cmd_reload(args_t *a)
 {
     tg_conf_t *c;
     if (running_conf(a, &c) != 0)
@@ -496,7 +496,7 @@ static int cmd_restart(args_t *a)
     return cmd_start(a);
 }
 
-static int cmd_prepare(const args_t *a)
+static int cmd_prepare(args_t *a)
 {
     tg_conf_t *c;
     if (load_conf(a, &c) != 0)
@@ -509,7 +509,7 @@ static int cmd_prepare(const args_t *a)
     return rc;
 }
 
-static int cmd_check(const args_t *a)
+static int cmd_check(args_t *a)
 {
     const char *path = a->npos > 0 ? a->pos[0] : a->conf;
     if (!path)
@@ -528,7 +528,7 @@ static int cmd_check(const args_t *a)
     return 0;
 }
 
-static int cmd_version(const args_t *a)
+static int cmd_version(args_t *a)
 {
     if (!a->all) {
         say("tollgate %s (Kong %s compatible)", TG_VERSION, TG_KONG_VERSION);
@@ -544,7 +544,7 @@ static int cmd_version(const args_t *a)
 
 /* ---- config ---- */
 
-static int cmd_config(const args_t *a)
+static int cmd_config(args_t *a)
 {
     if (a->npos < 1)
         return fail("missing command; see `tollgate config --help`");
@@ -626,6 +626,12 @@ out:
     return rc;
 }
 
+static int cmd_migrations(args_t *a)
+{
+    TG_UNUSED(a);
+    return fail("'tollgate migrations' is not implemented yet (database = off is the default)");
+}
+
 /* ---- help and dispatch ---- */
 
 static const char usage[] =
@@ -689,30 +695,20 @@ int tg_cli_main(int argc, char **argv)
         free(a.pos);
         return 1;
     }
-    int rc;
-    if (!strcmp(verb, "start"))
-        rc = cmd_start(&a);
-    else if (!strcmp(verb, "stop"))
-        rc = cmd_stop(&a, false);
-    else if (!strcmp(verb, "quit"))
-        rc = cmd_quit(&a);
-    else if (!strcmp(verb, "restart"))
-        rc = cmd_restart(&a);
-    else if (!strcmp(verb, "reload"))
-        rc = cmd_reload(&a);
-    else if (!strcmp(verb, "prepare"))
-        rc = cmd_prepare(&a);
-    else if (!strcmp(verb, "health"))
-        rc = cmd_health(&a);
-    else if (!strcmp(verb, "check"))
-        rc = cmd_check(&a);
-    else if (!strcmp(verb, "version"))
-        rc = cmd_version(&a);
-    else if (!strcmp(verb, "config"))
-        rc = cmd_config(&a);
-    else if (!strcmp(verb, "migrations"))
-        rc = fail("'tollgate migrations' is not implemented yet (database = off is the default)");
-    else
+    static const struct {
+        const char *name;
+        int (*fn)(args_t *a);
+    } verbs[] = {
+        {"start", cmd_start},     {"stop", cmd_stop},       {"quit", cmd_quit},
+        {"restart", cmd_restart}, {"reload", cmd_reload},   {"prepare", cmd_prepare},
+        {"health", cmd_health},   {"check", cmd_check},     {"version", cmd_version},
+        {"config", cmd_config},   {"migrations", cmd_migrations},
+    };
+    int rc = -1;
+    for (size_t i = 0; i < TG_ARRAY_SIZE(verbs) && rc < 0; i++)
+        if (!strcmp(verb, verbs[i].name))
+            rc = verbs[i].fn(&a);
+    if (rc < 0)
         rc = fail("No such command: %s\n\n%s", verb, usage);
     free(a.pos);
     return rc;
