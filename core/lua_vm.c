@@ -80,22 +80,19 @@ lua_State *tg_lua_new_state(const char *extra_path)
     luaL_openlibs(L);
 
     const char *root = tg_lua_root();
-    luaL_Buffer b;
     lua_getglobal(L, "package");
-    luaL_buffinit(L, &b);
+    int pkg = lua_gettop(L);
     lua_pushfstring(L,
                     "%s/core/lua/?.lua;%s/core/lua/?/init.lua;"
                     "%s/pdk/?.lua;%s/pdk/?/init.lua;",
                     root, root, root, root);
-    luaL_addvalue(&b);
-    if (extra_path && *extra_path) {
+    if (extra_path && *extra_path)
         lua_pushfstring(L, "%s;", extra_path);
-        luaL_addvalue(&b);
-    }
-    lua_getfield(L, -2, "path");
-    luaL_addvalue(&b);
-    luaL_pushresult(&b);
-    lua_setfield(L, -2, "path");
+    else
+        lua_pushliteral(L, "");
+    lua_getfield(L, pkg, "path");
+    lua_concat(L, 3);
+    lua_setfield(L, pkg, "path");
 
     lua_getfield(L, -1, "preload");
 #define PRELOAD(name, fn)                                                                          \
