@@ -1105,24 +1105,21 @@ static unsigned header_bit(const char *t)
     return 0;
 }
 
+/* Kong: `off` as the first token means none; elsewhere it is ignored. */
 static unsigned parse_headers(loader_t *ld, const char *key, bool upstream)
 {
     size_t n;
     char **v = listv(ld, key, &n);
     unsigned mask = 0;
-    bool off = false;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(v[i], "off") == 0) {
-            off = true;
+        if (strcmp(v[i], "off") == 0)
             continue;
-        }
         unsigned b = header_bit(v[i]);
         if (!b || (upstream && b != TG_HDR_REQUEST_ID))
             ERR(ld, "%s: invalid entry '%s'", key, v[i]);
         mask |= b;
     }
-    if (off && mask)
-        ERR(ld, "%s: 'off' cannot be combined with other entries", key);
+    bool off = n > 0 && strcmp(v[0], "off") == 0;
     sv_free(v, n);
     return off ? 0 : mask;
 }
@@ -1764,6 +1761,12 @@ void tg_conf_push_lua(lua_State *L, const tg_conf_t *c)
                 continue;
             lua_pushboolean(L, (mask & hdrs[i].bit) != 0);
             lua_setfield(L, -2, hdrs[i].name);
+        }
+        if (!up) {
+            lua_pushboolean(L, (mask & TG_HDR_SERVER_TOKENS) == TG_HDR_SERVER_TOKENS);
+            lua_setfield(L, -2, "server_tokens");
+            lua_pushboolean(L, (mask & TG_HDR_LATENCY_TOKENS) == TG_HDR_LATENCY_TOKENS);
+            lua_setfield(L, -2, "latency_tokens");
         }
         lua_setfield(L, -2, up ? "enabled_headers_upstream" : "enabled_headers");
     }

@@ -478,6 +478,8 @@ TEST(conf_headers_tokens)
         unsigned mask;
     } cases[] = {
         {"off", 0},
+        {"off, server_tokens", 0},
+        {"server_tokens, off", TG_HDR_SERVER | TG_HDR_VIA},
         {"server_tokens", TG_HDR_SERVER | TG_HDR_VIA},
         {"latency_tokens", TG_HDR_LATENCY_TOKENS},
         {"Server, X-Kong-Upstream-Status", TG_HDR_SERVER | TG_HDR_UPSTREAM_STATUS},
@@ -569,6 +571,7 @@ TEST(conf_push_lua_kong_configuration)
         "assert(conf.headers[1] == 'server_tokens' and #conf.headers == 1)\n"
         "assert(conf.enabled_headers.Server == true and conf.enabled_headers.Via == true)\n"
         "assert(conf.enabled_headers['X-Kong-Proxy-Latency'] == false)\n"
+        "assert(conf.enabled_headers.server_tokens and not conf.enabled_headers.latency_tokens)\n"
         "assert(conf.enabled_headers_upstream['X-Kong-Request-Id'] == true)\n"
         "assert(conf.declarative_config == '/etc/kong.yml')\n"
         "assert(conf.database == 'off' and conf.role == 'traditional')\n"
