@@ -6,12 +6,16 @@
  *   uuid_v4()                  -> random UUID string
  *   uuid_v5(ns, name)          -> RFC 4122 name-based (SHA-1) UUID string; nil, err on a bad ns
  *   now()                      -> wall clock, float seconds
+ *   pem_cert_check(pem)        -> true | nil, err (a PEM X.509 certificate parses)
+ *   pem_key_check(pem)         -> true | nil, err (a PEM private or public key parses)
  */
 #include "util_lua.h"
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -164,6 +168,50 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+static int pem_result(lua_State *L, int ok)
+{
+    if (ok) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    unsigned long e = ERR_peek_last_error();
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    lua_pushnil(L);
+    lua_pushstring(L, e ? buf : "could not parse PEM");
+    return 2;
+}
+
+static int l_pem_cert_check(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    BIO *bio = BIO_new_mem_buf(s, (int)len);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    int ok = x != NULL;
+    X509_free(x);
+    BIO_free(bio);
+    return pem_result(L, ok);
+}
+
+static int l_pem_key_check(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    BIO *bio = BIO_new_mem_buf(s, (int)len);
+    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    if (!k && bio) {
+        ERR_clear_error();
+        (void)BIO_reset(bio);
+        k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    }
+    int ok = k != NULL;
+    EVP_PKEY_free(k);
+    BIO_free(bio);
+    return pem_result(L, ok);
+}
+
 int luaopen_tollgate_c_util(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -175,6 +223,8 @@ int luaopen_tollgate_c_util(lua_State *L)
         {"uuid_v4", l_uuid_v4},
         {"uuid_v5", l_uuid_v5},
         {"now", l_now},
+        {"pem_cert_check", l_pem_cert_check},
+        {"pem_key_check", l_pem_key_check},
         {NULL, NULL},
     };
     lua_newtable(L);
