@@ -12,13 +12,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <lua.h>
@@ -307,47 +305,7 @@ static int key_target(int i)
     return i;
 }
 
-/* ---- small string helpers ---- */
-
-typedef struct {
-    char **v;
-    size_t n, cap;
-} strvec_t;
-
-static int sv_push(strvec_t *s, char *p)
-{
-    if (!p)
-        return TG_ENOMEM;
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 8;
-        char **nv = realloc(s->v, ncap * sizeof(*nv));
-        if (!nv) {
-            free(p);
-            return TG_ENOMEM;
-        }
-        s->v = nv;
-        s->cap = ncap;
-    }
-    s->v[s->n++] = p;
-    return 0;
-}
-
-static void sv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
+/* ---- small string helpers (more in conf_value.c) ---- */
 
 static bool ieq(const char *a, const char *b)
 {
@@ -355,22 +313,6 @@ static bool ieq(const char *a, const char *b)
 }
 
 /* Splits a comma list into trimmed, non-empty items. */
-static int split_list(const char *value, strvec_t *out)
-{
-    char *copy = strdup(value);
-    if (!copy)
-        return TG_ENOMEM;
-    int rc = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *t = trim(tok);
-        if (*t && (rc = sv_push(out, strdup(t))) != 0)
-            break;
-    }
-    free(copy);
-    return rc;
-}
-
 static int parse_bool(const char *v, bool *out)
 {
     if (ieq(v, "on") || ieq(v, "true")) {
@@ -384,19 +326,6 @@ static int parse_bool(const char *v, bool *out)
     return TG_EINVAL;
 }
 
-static int parse_int(const char *v, long long lo, long long hi, long long *out)
-{
-    if (!*v)
-        return TG_EINVAL;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || x < lo || x > hi)
-        return TG_EINVAL;
-    *out = x;
-    return 0;
-}
-
 static bool parse_number(const char *v)
 {
     if (!*v)
@@ -404,78 +333,6 @@ static bool parse_number(const char *v)
     char *end;
     strtod(v, &end);
     return *end == '\0';
-}
-
-int tg_conf_parse_size(const char *v, size_t *out)
-{
-    if (!v || !isdigit((unsigned char)*v))
-        return TG_EINVAL;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno)
-        return TG_EINVAL;
-    unsigned long long mul = 1;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': mul = 1ull << 10; break;
-        case 'm': case 'M': mul = 1ull << 20; break;
-        case 'g': case 'G': mul = 1ull << 30; break;
-        default: return TG_EINVAL;
-        }
-        if (end[1])
-            return TG_EINVAL;
-    }
-    if (x > SIZE_MAX / mul)
-        return TG_EINVAL;
-    *out = (size_t)(x * mul);
-    return 0;
-}
-
-int tg_conf_parse_time_ms(const char *v, int *out)
-{
-    /* nginx: a sequence of <number><unit>, units ms s m h d w; none = seconds. */
-    if (!v || !*v)
-        return TG_EINVAL;
-    long long total = 0;
-    const char *p = v;
-    while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return TG_EINVAL;
-        long long x = 0;
-        while (isdigit((unsigned char)*p)) {
-            x = x * 10 + (*p++ - '0');
-            if (x > INT_MAX)
-                return TG_EINVAL;
-        }
-        long long mul;
-        if (strncmp(p, "ms", 2) == 0) {
-            mul = 1;
-            p += 2;
-        } else if (*p == 's' || *p == '\0') {
-            mul = 1000;
-            p += *p ? 1 : 0;
-        } else if (*p == 'm') {
-            mul = 60000;
-            p++;
-        } else if (*p == 'h') {
-            mul = 3600000;
-            p++;
-        } else if (*p == 'd') {
-            mul = 86400000;
-            p++;
-        } else if (*p == 'w') {
-            mul = 7 * 86400000LL;
-            p++;
-        } else {
-            return TG_EINVAL;
-        }
-        total += x * mul;
-        if (total > INT_MAX)
-            return TG_EINVAL;
-    }
-    *out = (int)total;
-    return 0;
 }
 
 /* ---- edit distance ---- */
@@ -521,13 +378,13 @@ const char *tg_conf_suggest(const char *key)
 typedef struct {
     char *raw[NKEYS];   /* effective raw value per key (aliases resolved); NULL = NONE */
     bool set[NKEYS];    /* given by the file or env (not the default) */
-    strvec_t warnings;
-    strvec_t errors;
+    tg__conf_strv_t warnings;
+    tg__conf_strv_t errors;
 } loader_t;
 
-static void add_msg(strvec_t *v, bool warn, const char *fmt, ...)
+static void add_msg(tg__conf_strv_t *v, bool warn, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void add_msg(strvec_t *v, bool warn, const char *fmt, ...)
+static void add_msg(tg__conf_strv_t *v, bool warn, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -536,7 +393,7 @@ static void add_msg(strvec_t *v, bool warn, const char *fmt, ...)
     va_end(ap);
     if (warn)
         tg_log(TG_LOG_WARN, "%s", buf);
-    sv_push(v, strdup(buf));
+    tg__conf_strv_push(v, strdup(buf));
 }
 
 #define WARN(ld, ...) add_msg(&(ld)->warnings, true, __VA_ARGS__)
@@ -600,7 +457,7 @@ static void parse_text(loader_t *ld, const char *text, const char *path)
             }
         }
         line[o] = '\0';
-        char *l = trim(line);
+        char *l = tg__conf_trim(line);
         if (*l) {
             char src[512];
             snprintf(src, sizeof(src), "%s:%d", path ? path : "(conf)", lineno);
@@ -609,7 +466,7 @@ static void parse_text(loader_t *ld, const char *text, const char *path)
                 WARN(ld, "%s: not a 'key = value' line; ignored", src);
             } else {
                 *eq = '\0';
-                char *k = trim(l), *v = trim(eq + 1);
+                char *k = tg__conf_trim(l), *v = tg__conf_trim(eq + 1);
                 for (char *c = k; *c; c++)
                     *c = (char)tolower((unsigned char)*c);
                 apply(ld, k, v, src);
@@ -647,7 +504,7 @@ static void apply_env(loader_t *ld, char *const *envp, const char *prefix)
         key[k] = '\0';
         char value[8192];
         snprintf(value, sizeof(value), "%s", eq + 1);
-        apply(ld, key, trim(value), name);
+        apply(ld, key, tg__conf_trim(value), name);
     }
 }
 
@@ -679,7 +536,7 @@ static long long intv(const loader_t *ld, const char *name, long long dflt)
     long long x = dflt;
     const char *v = rawv(ld, name);
     if (v)
-        parse_int(v, LLONG_MIN, LLONG_MAX, &x);
+        tg__conf_parse_int(v, LLONG_MIN, LLONG_MAX, &x);
     return x;
 }
 
@@ -703,12 +560,12 @@ static int timev(const loader_t *ld, const char *name)
 
 static char **listv(const loader_t *ld, const char *name, size_t *n)
 {
-    strvec_t sv = {0};
-    const char *v = rawv(ld, name);
-    if (v)
-        split_list(v, &sv);
-    *n = sv.n;
-    return sv.v;
+    char **v = NULL;
+    *n = 0;
+    const char *raw = rawv(ld, name);
+    if (raw)
+        tg__conf_split(raw, &v, n);
+    return v;
 }
 
 /* The generic checks by type (Kong's messages). */
@@ -729,7 +586,7 @@ static void check_types(loader_t *ld)
                 ERR(ld, "%s is not a boolean: '%s'", k->name, v);
             break;
         case K_INT:
-            if (parse_int(v, LLONG_MIN, LLONG_MAX, &x) != 0)
+            if (tg__conf_parse_int(v, LLONG_MIN, LLONG_MAX, &x) != 0)
                 ERR(ld, "%s is not a number: '%s'", k->name, v);
             break;
         case K_NUM:
@@ -773,272 +630,6 @@ static void check_types(loader_t *ld)
             break;
         }
     }
-}
-
-/* ---- listeners ---- */
-
-static const char *const listen_flags_usage =
-    "[ssl] [http2] [proxy_protocol] [deferred] [bind] [reuseport] [backlog=%d+] "
-    "[ipv6only=on] [ipv6only=off] [so_keepalive=on] [so_keepalive=off] "
-    "[so_keepalive=%w*:%w*:%d*]";
-
-static int listen_usage(char *err, size_t errlen)
-{
-    snprintf(err, errlen, "must be of form: [off] | <ip>:<port> %s, [... next entry ...]",
-             listen_flags_usage);
-    return TG_EINVAL;
-}
-
-static int parse_listen_flag(tg_listen_t *l, const char *t)
-{
-    long long x;
-    if (strcmp(t, "ssl") == 0)
-        l->ssl = true;
-    else if (strcmp(t, "http2") == 0)
-        l->http2 = true;
-    else if (strcmp(t, "proxy_protocol") == 0)
-        l->proxy_protocol = true;
-    else if (strcmp(t, "deferred") == 0)
-        l->deferred = true;
-    else if (strcmp(t, "bind") == 0)
-        l->bind = true;
-    else if (strcmp(t, "reuseport") == 0)
-        l->reuseport = true;
-    else if (strncmp(t, "backlog=", 8) == 0 && parse_int(t + 8, 1, INT_MAX, &x) == 0)
-        l->backlog = (int)x;
-    else if (strcmp(t, "ipv6only=on") == 0)
-        l->ipv6only = 1;
-    else if (strcmp(t, "ipv6only=off") == 0)
-        l->ipv6only = 0;
-    else if (strcmp(t, "so_keepalive=on") == 0)
-        l->so_keepalive = 1;
-    else if (strcmp(t, "so_keepalive=off") == 0)
-        l->so_keepalive = 0;
-    else if (strncmp(t, "so_keepalive=", 13) == 0) {
-        /* idle:intvl:cnt, each optional; idle/intvl may carry s/m/h units */
-        char buf[64];
-        snprintf(buf, sizeof(buf), "%s", t + 13);
-        char *parts[3] = {buf, NULL, NULL};
-        char *c1 = strchr(buf, ':');
-        if (!c1)
-            return TG_EINVAL;
-        *c1 = '\0';
-        parts[1] = c1 + 1;
-        char *c2 = strchr(parts[1], ':');
-        if (!c2)
-            return TG_EINVAL;
-        *c2 = '\0';
-        parts[2] = c2 + 1;
-        int vals[3] = {0, 0, 0};
-        for (int i = 0; i < 3; i++) {
-            if (!*parts[i])
-                continue;
-            if (i < 2) {
-                int ms;
-                if (tg_conf_parse_time_ms(parts[i], &ms) != 0)
-                    return TG_EINVAL;
-                vals[i] = ms / 1000;
-            } else {
-                if (parse_int(parts[i], 0, INT_MAX, &x) != 0)
-                    return TG_EINVAL;
-                vals[i] = (int)x;
-            }
-        }
-        l->so_keepalive = 1;
-        l->keepidle = vals[0];
-        l->keepintvl = vals[1];
-        l->keepcnt = vals[2];
-    } else
-        return TG_EINVAL;
-    return 0;
-}
-
-static int parse_listen_addr(tg_listen_t *l, const char *a)
-{
-    char host[256];
-    const char *colon;
-    if (a[0] == '[') {
-        const char *rb = strchr(a, ']');
-        if (!rb || rb[1] != ':' || (size_t)(rb - a - 1) >= sizeof(host))
-            return TG_EINVAL;
-        memcpy(host, a + 1, (size_t)(rb - a - 1));
-        host[rb - a - 1] = '\0';
-        colon = rb + 1;
-    } else {
-        colon = strrchr(a, ':');
-        if (!colon || colon == a || (size_t)(colon - a) >= sizeof(host))
-            return TG_EINVAL;
-        memcpy(host, a, (size_t)(colon - a));
-        host[colon - a] = '\0';
-        if (strchr(host, ':'))
-            return TG_EINVAL; /* IPv6 without brackets */
-    }
-    long long port;
-    if (parse_int(colon + 1, 0, 65535, &port) != 0)
-        return TG_EINVAL;
-    l->port = (uint16_t)port;
-    memset(&l->addr, 0, sizeof(l->addr));
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&l->addr;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&l->addr;
-    if (strcmp(host, "*") == 0 || inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-        if (strcmp(host, "*") == 0)
-            s4->sin_addr.s_addr = htonl(INADDR_ANY);
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(l->port);
-        l->addrlen = sizeof(*s4);
-        inet_ntop(AF_INET, &s4->sin_addr, l->host, sizeof(l->host));
-    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(l->port);
-        l->addrlen = sizeof(*s6);
-        char norm[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &s6->sin6_addr, norm, sizeof(norm));
-        snprintf(l->host, sizeof(l->host), "[%s]", norm);
-    } else {
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-        struct addrinfo *res = NULL;
-        char portstr[8];
-        snprintf(portstr, sizeof(portstr), "%u", l->port);
-        if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
-            return TG_ENOTFOUND;
-        memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
-        l->addrlen = res->ai_addrlen;
-        freeaddrinfo(res);
-        snprintf(l->host, sizeof(l->host), "%s", host);
-    }
-    return 0;
-}
-
-int tg_conf_parse_listen(const char *value, tg_listen_t **out, size_t *n, char *err, size_t errlen)
-{
-    *out = NULL;
-    *n = 0;
-    strvec_t entries = {0};
-    if (!value || split_list(value, &entries) != 0 || entries.n == 0) {
-        sv_free(entries.v, entries.n);
-        return listen_usage(err, errlen);
-    }
-    if (strcmp(entries.v[0], "off") == 0) {
-        sv_free(entries.v, entries.n);
-        return 0;
-    }
-    tg_listen_t *ls = calloc(entries.n, sizeof(*ls));
-    if (!ls) {
-        sv_free(entries.v, entries.n);
-        return TG_ENOMEM;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < entries.n && rc == 0; i++) {
-        tg_listen_t *l = &ls[i];
-        l->backlog = -1;
-        l->ipv6only = -1;
-        l->so_keepalive = -1;
-        bool have_addr = false;
-        char *save = NULL;
-        for (char *t = strtok_r(entries.v[i], " \t", &save); t && rc == 0;
-             t = strtok_r(NULL, " \t", &save)) {
-            if (parse_listen_flag(l, t) == 0)
-                continue;
-            if (have_addr) {
-                rc = listen_usage(err, errlen);
-                break;
-            }
-            int r = parse_listen_addr(l, t);
-            if (r == TG_ENOTFOUND) {
-                snprintf(err, errlen, "could not resolve '%s'", t);
-                rc = TG_EINVAL;
-            } else if (r != 0) {
-                rc = listen_usage(err, errlen);
-            }
-            have_addr = true;
-        }
-        if (rc == 0 && !have_addr)
-            rc = listen_usage(err, errlen);
-    }
-    sv_free(entries.v, entries.n);
-    if (rc != 0) {
-        free(ls);
-        return rc;
-    }
-    *out = ls;
-    *n = entries.n;
-    return 0;
-}
-
-/* ---- trusted_ips ---- */
-
-static int parse_cidr(const char *s, tg_cidr_t *c)
-{
-    char buf[INET6_ADDRSTRLEN + 8];
-    if (strlen(s) >= sizeof(buf))
-        return TG_EINVAL;
-    strcpy(buf, s);
-    char *slash = strchr(buf, '/');
-    long long bits = -1;
-    if (slash) {
-        *slash = '\0';
-        if (parse_int(slash + 1, 0, 128, &bits) != 0)
-            return TG_EINVAL;
-    }
-    memset(c, 0, sizeof(*c));
-    if (inet_pton(AF_INET, buf, c->addr) == 1) {
-        c->family = AF_INET;
-        if (bits > 32)
-            return TG_EINVAL;
-        c->bits = bits < 0 ? 32 : (int)bits;
-    } else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
-        c->family = AF_INET6;
-        c->bits = bits < 0 ? 128 : (int)bits;
-    } else {
-        return TG_EINVAL;
-    }
-    /* mask the host part so matching is a straight compare */
-    int nbytes = c->family == AF_INET ? 4 : 16;
-    for (int i = 0; i < nbytes; i++) {
-        int keep = c->bits - i * 8;
-        uint8_t mask = keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep));
-        c->addr[i] &= mask;
-    }
-    return 0;
-}
-
-static bool cidr_match(const tg_cidr_t *c, const uint8_t *a)
-{
-    int full = c->bits / 8, rest = c->bits % 8;
-    if (memcmp(c->addr, a, (size_t)full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (a[full] & mask) == c->addr[full];
-}
-
-bool tg_conf_ip_trusted(const tg_conf_t *c, const struct sockaddr *sa)
-{
-    if (!c || !sa)
-        return false;
-    const uint8_t *a;
-    int family = sa->sa_family;
-    if (family == AF_UNIX)
-        return c->trusted_unix;
-    if (family == AF_INET) {
-        a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-    } else if (family == AF_INET6) {
-        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        a = (const uint8_t *)in6;
-        if (IN6_IS_ADDR_V4MAPPED(in6)) {
-            family = AF_INET;
-            a += 12;
-        }
-    } else {
-        return false;
-    }
-    if (family == AF_INET ? c->trusted_all4 : c->trusted_all6)
-        return true;
-    for (size_t i = 0; i < c->ntrusted_ips; i++)
-        if (c->trusted_ips[i].family == family && cidr_match(&c->trusted_ips[i], a))
-            return true;
-    return false;
 }
 
 /* ---- building tg_conf_t ---- */
@@ -1120,7 +711,7 @@ static unsigned parse_headers(loader_t *ld, const char *key, bool upstream)
         mask |= b;
     }
     bool off = n > 0 && strcmp(v[0], "off") == 0;
-    sv_free(v, n);
+    tg__conf_strv_free(v, n);
     return off ? 0 : mask;
 }
 
@@ -1160,7 +751,7 @@ static void build_trusted(loader_t *ld, tg_conf_t *c)
             continue;
         }
         tg_cidr_t cidr;
-        if (parse_cidr(v[i], &cidr) != 0) {
+        if (tg_conf_parse_cidr(v[i], &cidr) != 0) {
             ERR(ld, "trusted_ips must be a comma separated list in the form of IPv4 or IPv6 "
                     "address or CIDR block or 'unix:', got '%s'", v[i]);
             continue;
@@ -1174,7 +765,7 @@ static void build_trusted(loader_t *ld, tg_conf_t *c)
         if (c->trusted_ips)
             c->trusted_ips[c->ntrusted_ips++] = cidr;
     }
-    sv_free(v, n);
+    tg__conf_strv_free(v, n);
 }
 
 static void build_worker_threads(loader_t *ld, tg_conf_t *c)
@@ -1186,7 +777,7 @@ static void build_worker_threads(loader_t *ld, tg_conf_t *c)
     long long x;
     if (!v || strcmp(v, "auto") == 0)
         c->worker_threads = (int)cores;
-    else if (parse_int(v, 1, 1024, &x) == 0)
+    else if (tg__conf_parse_int(v, 1, 1024, &x) == 0)
         c->worker_threads = (int)x;
     else
         ERR(ld, "worker_threads has an invalid value: '%s' (auto or a number from 1 to 1024)",
@@ -1200,7 +791,7 @@ static void build_header_buffers(loader_t *ld, tg_conf_t *c)
     long long nbuf;
     size_t sz;
     if (!v || sscanf(v, "%31s %31s %1s", num, size, extra) != 2 ||
-        parse_int(num, 1, 1024, &nbuf) != 0 || tg_conf_parse_size(size, &sz) != 0 ||
+        tg__conf_parse_int(num, 1, 1024, &nbuf) != 0 || tg_conf_parse_size(size, &sz) != 0 ||
         sz < 1024) {
         ERR(ld, "nginx_http_large_client_header_buffers has an invalid value: '%s' "
                 "(<number> <size>, e.g. 4 8k; size at least 1k)", v ? v : "NONE");
@@ -1221,18 +812,17 @@ static void build_dns(loader_t *ld, tg_conf_t *c)
 {
     c->dns_resolver = listv(ld, "dns_resolver", &c->ndns_resolver);
     for (size_t i = 0; i < c->ndns_resolver; i++) {
-        tg_listen_t l;
-        char tmp[300];
+        /* an IP, or IP:port ([IPv6]:port); never a name */
         const char *e = c->dns_resolver[i];
-        bool ok;
         unsigned char buf[16];
-        if (inet_pton(AF_INET, e, buf) == 1 || inet_pton(AF_INET6, e, buf) == 1) {
-            ok = true;
-        } else {
-            snprintf(tmp, sizeof(tmp), "%s", e);
-            ok = parse_listen_addr(&l, tmp) == 0 && l.host[0] &&
-                 (isdigit((unsigned char)l.host[0]) || l.host[0] == '[');
-        }
+        tg_listen_t *l = NULL;
+        size_t n = 0;
+        char lerr[8];
+        bool ok = inet_pton(AF_INET, e, buf) == 1 || inet_pton(AF_INET6, e, buf) == 1;
+        if (!ok && strchr(e, ' ') == NULL &&
+            tg_conf_parse_listen(e, &l, &n, lerr, sizeof(lerr)) == 0 && n == 1)
+            ok = isdigit((unsigned char)l[0].host[0]) || l[0].host[0] == '[';
+        free(l);
         if (!ok)
             ERR(ld, "dns_resolver must be a comma separated list in the form of IPv4/6 or "
                     "IPv4/6:port, got '%s'", e);
@@ -1272,7 +862,7 @@ static void check_range(loader_t *ld, const char *key, long long lo, long long h
 {
     const char *v = rawv(ld, key);
     long long x;
-    if (v && parse_int(v, LLONG_MIN, LLONG_MAX, &x) == 0 && (x < lo || x > hi))
+    if (v && tg__conf_parse_int(v, LLONG_MIN, LLONG_MAX, &x) == 0 && (x < lo || x > hi))
         ERR(ld, "%s %s", key, msg);
 }
 
@@ -1512,15 +1102,15 @@ int tg_conf_load_string(const char *text, const char *path, const char *prefix_o
     c->conf_path = path ? absolute(path) : NULL;
 
     /* every key's effective value, for Lua, the env file and `check` */
-    strvec_t ks = {0}, vs = {0};
+    tg__conf_strv_t ks = {0}, vs = {0};
     c->raw_set = calloc(NKEYS, sizeof(bool));
     for (size_t i = 0; i < NKEYS; i++) {
         if (keys[i].type == K_ALIAS || !ld->raw[i])
             continue;
         if (c->raw_set && ks.n < NKEYS)
             c->raw_set[ks.n] = ld->set[i];
-        sv_push(&ks, strdup(keys[i].name));
-        sv_push(&vs, strdup(ld->raw[i]));
+        tg__conf_strv_push(&ks, strdup(keys[i].name));
+        tg__conf_strv_push(&vs, strdup(ld->raw[i]));
     }
     c->raw_keys = ks.v;
     c->raw_values = vs.v;
@@ -1536,7 +1126,7 @@ int tg_conf_load_string(const char *text, const char *path, const char *prefix_o
             o += (size_t)snprintf(err + o, errlen - o, "%s%s", i ? "\n" : "", ld->errors.v[i]);
         rc = TG_EINVAL;
     }
-    sv_free(ld->errors.v, ld->errors.n);
+    tg__conf_strv_free(ld->errors.v, ld->errors.n);
     for (size_t i = 0; i < NKEYS; i++)
         free(ld->raw[i]);
     free(ld);
@@ -1593,16 +1183,16 @@ void tg_conf_free(tg_conf_t *c)
     free(c->status_listen);
     free(c->cluster_listen);
     free(c->trusted_ips);
-    sv_free(c->declarative_config, c->ndeclarative_config);
-    sv_free(c->plugins, c->nplugins);
-    sv_free(c->ssl_cert, c->nssl_cert);
-    sv_free(c->ssl_cert_key, c->nssl_cert_key);
-    sv_free(c->dns_resolver, c->ndns_resolver);
-    sv_free(c->dns_order, c->ndns_order);
-    sv_free(c->raw_keys, c->nraw);
-    sv_free(c->raw_values, c->nraw);
+    tg__conf_strv_free(c->declarative_config, c->ndeclarative_config);
+    tg__conf_strv_free(c->plugins, c->nplugins);
+    tg__conf_strv_free(c->ssl_cert, c->nssl_cert);
+    tg__conf_strv_free(c->ssl_cert_key, c->nssl_cert_key);
+    tg__conf_strv_free(c->dns_resolver, c->ndns_resolver);
+    tg__conf_strv_free(c->dns_order, c->ndns_order);
+    tg__conf_strv_free(c->raw_keys, c->nraw);
+    tg__conf_strv_free(c->raw_values, c->nraw);
     free(c->raw_set);
-    sv_free(c->warnings, c->nwarnings);
+    tg__conf_strv_free(c->warnings, c->nwarnings);
     free(c);
 }
 
@@ -1637,14 +1227,15 @@ int tg_conf_write_env(const tg_conf_t *c)
 
 static void push_list(lua_State *L, const char *v)
 {
-    strvec_t sv = {0};
-    split_list(v, &sv);
-    lua_createtable(L, (int)sv.n, 0);
-    for (size_t i = 0; i < sv.n; i++) {
-        lua_pushstring(L, sv.v[i]);
+    char **items = NULL;
+    size_t n = 0;
+    tg__conf_split(v, &items, &n);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, items[i]);
         lua_rawseti(L, -2, (int)i + 1);
     }
-    sv_free(sv.v, sv.n);
+    tg__conf_strv_free(items, n);
 }
 
 static void push_listeners(lua_State *L, const tg_listen_t *ls, size_t n)

@@ -201,7 +201,22 @@ int tg_conf_parse_listen(const char *value, tg_listen_t **out, size_t *n, char *
 int tg_conf_parse_size(const char *value, size_t *out);
 /* nginx time: "60", "60s", "500ms", "1m", "1h", "1d" → milliseconds. */
 int tg_conf_parse_time_ms(const char *value, int *out);
+/* "10.0.0.0/8", "192.168.1.7", "2001:db8::/32": the address masked to its bits. */
+int tg_conf_parse_cidr(const char *s, tg_cidr_t *out);
 /* The known key nearest to `key` by edit distance (NULL if none is close). */
 const char *tg_conf_suggest(const char *key);
+
+/* Internal to the conf subsystem (conf.c: keys and loading; conf_value.c:
+ * value syntaxes — listen, sizes, times, CIDRs). */
+typedef struct {
+    char **v;
+    size_t n, cap;
+} tg__conf_strv_t;
+int tg__conf_strv_push(tg__conf_strv_t *s, char *p); /* takes ownership of p (may be NULL) */
+void tg__conf_strv_free(char **v, size_t n);
+/* A comma list into trimmed, non-empty items; the caller frees with strv_free. */
+int tg__conf_split(const char *value, char ***out, size_t *n);
+char *tg__conf_trim(char *s); /* in place */
+int tg__conf_parse_int(const char *v, long long lo, long long hi, long long *out);
 
 #endif
