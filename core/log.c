@@ -424,6 +424,16 @@ void tg_log(int level, const char *fmt, ...)
         write_all(2, line, n);
 }
 
+/* Called with g.mu held. Slot 0 is the error log: stderr until tg_log_open. */
+static void init_locked(void)
+{
+    if (g.nfiles > 0)
+        return;
+    g.nfiles = 1;
+    g.files[0].is_stderr = true;
+    atomic_store(&g.files[0].fd, fcntl(2, F_DUPFD_CLOEXEC, 3));
+}
+
 /* Called with g.mu held: the slot of `path`, opening it if new. */
 static int file_slot_locked(const char *path, int *out)
 {
@@ -440,7 +450,7 @@ static int file_slot_locked(const char *path, int *out)
     int fd = is_stderr ? dup(2) : is_stdout ? dup(1) : open_append(path);
     if (fd < 0)
         return TG_EIO;
-    int i = g.nfiles == 0 ? 1 : g.nfiles;
+    int i = g.nfiles;
     g.files[i].path = strdup(path);
     g.files[i].is_stderr = is_stderr || is_stdout;
     atomic_store(&g.files[i].fd, fd);
@@ -454,8 +464,7 @@ int tg_log_open(const char *path, int level)
 {
     int rc = 0;
     pthread_mutex_lock(&g.mu);
-    if (g.nfiles == 0)
-        g.nfiles = 1; /* slot 0 is the error log */
+    init_locked();
     logfile_t *f = &g.files[0];
     if (!path || strcmp(path, "off") == 0) {
         atomic_store(&g.error_off, true);
@@ -468,7 +477,7 @@ int tg_log_open(const char *path, int level)
         }
         fcntl(nfd, F_SETFD, FD_CLOEXEC);
         int old = atomic_load(&f->fd);
-        if (f->path && old >= 0) {
+        if (old >= 0) {
             dup2(nfd, old); /* atomic for a writer mid-write */
             close(nfd);
         } else {
@@ -482,8 +491,6 @@ int tg_log_open(const char *path, int level)
     atomic_store(&g.level, level);
     rc = start_writer_locked();
 out:
-    if (!f->path)
-        atomic_store(&f->fd, -1);
     pthread_mutex_unlock(&g.mu);
     if (rc == 0)
         __atomic_store_n(&g.running, true, __ATOMIC_RELEASE);
@@ -495,10 +502,7 @@ tg_accesslog_t *tg_accesslog_open(const char *path)
     if (!path || strcmp(path, "off") == 0)
         return NULL;
     pthread_mutex_lock(&g.mu);
-    if (g.nfiles == 0) {
-        g.nfiles = 1;
-        atomic_store(&g.files[0].fd, -1);
-    }
+    init_locked();
     int idx = -1;
     int rc = file_slot_locked(path, &idx);
     if (rc == 0)

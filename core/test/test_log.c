@@ -235,6 +235,13 @@ TEST(log_goes_to_stderr_when_not_open_and_off_when_off)
     dup2(fd, 2);
     tg_log_set_level(TG_LOG_NOTICE);
     tg_log(TG_LOG_WARN, "synchronous before open");
+    /* an access log started the writer, the error log is not open: stderr still */
+    char apath[256];
+    tmpname(apath, sizeof(apath), "stderr_access");
+    ASSERT(tg_accesslog_open(apath) != NULL);
+    tg_log(TG_LOG_WARN, "through the writer before open");
+    tg_log_flush();
+    unlink(apath);
     /* "off": nothing anywhere */
     ASSERT_EQ(tg_log_open("off", TG_LOG_DEBUG), 0);
     tg_log(TG_LOG_EMERG, "must not appear");
@@ -252,6 +259,7 @@ TEST(log_goes_to_stderr_when_not_open_and_off_when_off)
           text);
     CHECK(strstr(text, "[error] ") && strstr(text, ": synchronous after shutdown\n"), "got: %s",
           text);
+    CHECK(strstr(text, ": through the writer before open\n"), "got: %s", text);
     CHECK(!strstr(text, "must not appear"), "got: %s", text);
     free(text);
 }
