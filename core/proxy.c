@@ -16,8 +16,10 @@
 #include "uri.h"
 
 #include <arpa/inet.h>
+#include <event2/event_struct.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -51,6 +53,7 @@ struct tg_upconn_s {
     int requests;
     int64_t idle_since;
     bool reused;
+    bool no_reuse; /* the response said close, or its end is the connection's */
     tg_conn_t *owner;
 };
 
@@ -96,6 +99,7 @@ struct tg_conn_s {
     tg_upconn_t *up;
     tg_target_t *target;
     int tries;
+    bool fresh_only; /* after a stale pooled connection */
     tg_buf_t upout;
     bool request_sent_any;
 
@@ -320,27 +324,62 @@ static void respond_error(tg_conn_t *c, int status, const char *message, bool ru
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: %s\r\n",
                      wire_status, tg_http_reason(wire_status), ctype, blen,
-                     c->close_after || !c->keepalive ? "close" : "keep-alive");
+                     status == 426                        ? "Upgrade"
+                     : c->close_after || !c->keepalive ? "close"
+                                                       : "keep-alive");
     tg_buf_append(&c->out, head, (size_t)n);
     unsigned hdrs = conf->headers;
-    if (hdrs & TG_HEADER_SERVER) {
+    if (hdrs & TG_HDR_SERVER) {
         tg_buf_append_lit(&c->out, "Server: tollgate/" TG_VERSION "\r\n");
     }
-    if ((hdrs & TG_HEADER_RESPONSE_LATENCY) && c->t_start) {
+    if ((hdrs & TG_HDR_RESPONSE_LATENCY) && c->t_start) {
         n = snprintf(head, sizeof(head), "X-Kong-Response-Latency: %lld\r\n",
                      (long long)(now_ms() - c->t_start));
         tg_buf_append(&c->out, head, (size_t)n);
     }
-    if ((hdrs & TG_HEADER_REQUEST_ID) && c->request_id[0]) {
+    if ((hdrs & TG_HDR_REQUEST_ID) && c->request_id[0]) {
         n = snprintf(head, sizeof(head), "X-Kong-Request-Id: %s\r\n", c->request_id);
         tg_buf_append(&c->out, head, (size_t)n);
     }
-    if (status == 426) {
+    if (status == 426)
         tg_buf_append_lit(&c->out, "Upgrade: TLS/1.2, HTTP/1.1\r\n");
-    }
     tg_buf_append_lit(&c->out, "\r\n");
     if (!c->head_request)
         tg_buf_append(&c->out, body, blen);
+    c->state = S_LOCAL;
+}
+
+/* Redirects to the https:// form of the request (301/302/307/308). */
+static void respond_redirect_https(tg_conn_t *c, int code)
+{
+    char head[512];
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nLocation: https://",
+                     code, tg_http_reason(code));
+    tg_buf_append(&c->out, head, (size_t)n);
+    if (c->req.host) {
+        /* the host without its port */
+        size_t hl = c->req.host_len;
+        const char *colon = c->req.host[0] == '[' ? NULL : memchr(c->req.host, ':', hl);
+        tg_buf_append(&c->out, c->req.host, colon ? (size_t)(colon - c->req.host) : hl);
+    }
+    tg_buf_append(&c->out, c->req.path, c->req.path_len);
+    if (c->req.query) {
+        tg_buf_append_lit(&c->out, "?");
+        tg_buf_append(&c->out, c->req.query, c->req.query_len);
+    }
+    tg_buf_append_lit(&c->out, "\r\n");
+    if (c->w->conf->headers & TG_HDR_SERVER)
+        tg_buf_append_lit(&c->out, "Server: " TG_SERVER_TOKEN "\r\n");
+    if ((c->w->conf->headers & TG_HDR_REQUEST_ID) && c->request_id[0]) {
+        n = snprintf(head, sizeof(head), "X-Kong-Request-Id: %s\r\n", c->request_id);
+        tg_buf_append(&c->out, head, (size_t)n);
+    }
+    if (c->body_mode != BODY_NONE || !c->keepalive) {
+        c->close_after = true;
+        tg_buf_append_lit(&c->out, "Connection: close\r\n");
+    }
+    tg_buf_append_lit(&c->out, "\r\n");
+    c->status = code;
     c->state = S_LOCAL;
 }
 
@@ -404,6 +443,7 @@ static void reset_request(tg_conn_t *c)
     c->body_done = c->expect_sent = false;
     c->target = NULL;
     c->tries = 0;
+    c->fresh_only = false;
     tg_buf_reset(&c->upout);
     c->request_sent_any = false;
     c->res.num_headers = 0;
@@ -642,14 +682,15 @@ static int build_upstream_head(tg_conn_t *c)
     XF("Host", xf_host, "%.*s", (int)hostonly, host);
     XF("Port", xf_port, "%u", c->local_port);
     XF("Path", xf_path, "%.*s", (int)c->req.path_len, c->req.path);
-    if (r->strip_path && c->match.prefix_len > 1 && !c->match.ncaptures_regex) {
+    if (r->strip_path && c->match.prefix_len > 0 &&
+        !(c->match.prefix_len == 1 && c->path[0] == '/')) {
         XF("Prefix", xf_prefix, "%.*s", (int)c->match.prefix_len, c->path);
     } else if (trusted && xf_prefix) {
         XF("Prefix", xf_prefix, "%s", "");
     }
 #undef XF
 
-    if ((conf->headers_upstream & TG_HEADER_REQUEST_ID)) {
+    if ((conf->headers_upstream & TG_HDR_REQUEST_ID)) {
         n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
         tg_buf_append(o, tmp, (size_t)n);
     }
@@ -751,6 +792,16 @@ static void start_request(tg_conn_t *c)
         return;
     }
     c->route = c->match.data;
+    if (!c->match.protocol_ok) {
+        /* an http request on an https-only route (KONG_COMPAT.md, "Errors") */
+        int code = c->route->https_redirect_status_code;
+        if (code == 426) {
+            respond_error(c, 426, "Please use HTTPS protocol", true, c->body_mode != BODY_NONE);
+        } else {
+            respond_redirect_https(c, code);
+        }
+        return;
+    }
     if (!c->route->service) {
         respond_error(c, 503, "no Service found with those values", true, c->body_mode != BODY_NONE);
         return;
@@ -867,7 +918,7 @@ static void start_upstream(tg_conn_t *c)
         respond_error(c, 503, "failure to get a peer from the ring-balancer", true, !c->body_done);
         return;
     }
-    tg_upconn_t *u = c->tries == 0 ? up_take_idle(w, c->target) : NULL;
+    tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target);
     if (!u) {
         int err = 0;
         u = up_connect(w, c->target, &err);
@@ -895,43 +946,24 @@ static void start_upstream(tg_conn_t *c)
     up_want(u, EV_WRITE, u->reused ? s->write_timeout : s->connect_timeout);
 }
 
-/* A failure before any response byte arrived: retry on another connection
- * when that is safe, else answer `status`. */
+/* A failure before any response byte arrived: retry when that is safe (the
+ * body can be sent again), else answer `status`. A pooled connection that
+ * turned out stale is replaced by a fresh one without counting a try. */
 static void upstream_failed(tg_conn_t *c, int status, const char *why)
 {
     tg_service_t *s = c->route->service;
-    bool was_reused = c->up && c->up->reused;
+    bool stale = c->up && c->up->reused && !c->t_upstream_first;
     if (c->up)
         up_release(c, false);
-    /* a stale pooled connection does not count as a try */
-    bool body_replayable = c->body_mode == BODY_NONE || c->route->request_buffering;
-    if (body_replayable && (was_reused || c->tries < s->retries)) {
-        if (!was_reused)
+    bool replayable = c->body_mode == BODY_NONE || c->route->request_buffering;
+    if (replayable && (stale || c->tries < s->retries)) {
+        if (stale) {
+            c->fresh_only = true;
+        } else {
             c->tries++;
-        else
-            c->tries = c->tries ? c->tries : 0;
-        if (was_reused) {
-            /* force a fresh connection */
-            int err = 0;
-            c->target = pick_target(c);
-            tg_upconn_t *u = c->target ? up_connect(c->w, c->target, &err) : NULL;
-            if (u) {
-                u->owner = c;
-                c->up = u;
-                event_assign(&u->rev, c->w->base, u->fd, EV_READ, on_up_event, c);
-                event_assign(&u->wev, c->w->base, u->fd, EV_WRITE, on_up_event, c);
-                tg_buf_reset(&c->upout);
-                build_upstream_head(c);
-                if (c->route->request_buffering && c->body_fd < 0 && tg_buf_used(&c->body))
-                    tg_buf_append(&c->upout, tg_buf_start(&c->body), tg_buf_used(&c->body));
-                c->body_file_off = 0;
-                c->state = S_CONNECT;
-                up_want(u, EV_WRITE, s->connect_timeout);
-                return;
-            }
+            tg_log(TG_LOG_WARN, "upstream %s failed (%s), retrying (%d/%d)",
+                   c->target ? c->target->name : "?", why, c->tries, s->retries);
         }
-        tg_log(TG_LOG_WARN, "upstream %s failed (%s), retrying (%d/%d)",
-               c->target ? c->target->name : "?", why, c->tries, s->retries);
         start_upstream(c);
         return;
     }
@@ -970,6 +1002,64 @@ static bool request_fully_sent(tg_conn_t *c)
 
 static void response_started(tg_conn_t *c);
 
+/* Reads what the upstream sent into u->in: 1 = ok (maybe nothing new),
+ * 0 = the upstream closed, -1 = error (errno). */
+static int up_recv(tg_conn_t *c)
+{
+    tg_upconn_t *u = c->up;
+    for (int i = 0; i < 4; i++) {
+        if (tg_buf_reserve(&u->in, 16384) != 0)
+            return -1;
+        ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
+        if (n > 0) {
+            u->in.len += (size_t)n;
+            if (!c->t_upstream_first)
+                c->t_upstream_first = now_ms();
+            if ((size_t)n < 16384)
+                return 1;
+            continue;
+        }
+        if (n == 0)
+            return 0;
+        return errno == EAGAIN || errno == EINTR ? 1 : -1;
+    }
+    return 1;
+}
+
+/* Sends as much of the request as the socket takes. 1 = all sent, 0 = wait,
+ * -1 = failed (answered or retried already). */
+static int up_send(tg_conn_t *c)
+{
+    tg_upconn_t *u = c->up;
+    for (;;) {
+        if (!tg_buf_used(&c->upout)) {
+            int st = refill_upout(c);
+            if (st) {
+                up_release(c, false);
+                respond_error(c, st, NULL, false, true);
+                return -1;
+            }
+        }
+        if (!tg_buf_used(&c->upout))
+            return request_fully_sent(c) ? 1 : 0;
+        ssize_t n = send(u->fd, tg_buf_start(&c->upout), tg_buf_used(&c->upout), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return 0;
+            if (!c->request_sent_any || u->reused) {
+                upstream_failed(c, 502, strerror(errno));
+            } else {
+                tg_log(TG_LOG_ERR, "send() to %s failed: %s", c->target->name, strerror(errno));
+                up_release(c, false);
+                respond_error(c, 502, NULL, false, true);
+            }
+            return -1;
+        }
+        c->request_sent_any = true;
+        tg_buf_consume(&c->upout, (size_t)n);
+    }
+}
+
 static void up_io(tg_conn_t *c, short what)
 {
     tg_upconn_t *u = c->up;
@@ -978,9 +1068,8 @@ static void up_io(tg_conn_t *c, short what)
         if (c->state == S_RESP_BODY) {
             tg_log(TG_LOG_ERR, "upstream timed out while reading the response from %s",
                    c->target->name);
-            c->close_after = true;
             up_release(c, false);
-            request_done(c);
+            c->close_after = true;
             c->state = S_CLOSING;
             return;
         }
@@ -1007,109 +1096,76 @@ static void up_io(tg_conn_t *c, short what)
         c->state = S_SEND;
     }
     if (c->state == S_SEND) {
-        for (;;) {
-            if (!tg_buf_used(&c->upout)) {
-                int st = refill_upout(c);
-                if (st) {
-                    up_release(c, false);
-                    respond_error(c, st, NULL, false, true);
-                    return;
-                }
-            }
-            if (!tg_buf_used(&c->upout))
-                break;
-            ssize_t n = send(u->fd, tg_buf_start(&c->upout), tg_buf_used(&c->upout), MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR) {
-                    up_want(u, EV_WRITE | EV_READ, s->write_timeout);
-                    return;
-                }
-                if (!c->request_sent_any || u->reused) {
-                    upstream_failed(c, 502, strerror(errno));
-                } else {
+        int sent = up_send(c);
+        if (sent < 0)
+            return;
+        if (sent == 0) {
+            /* wait for the socket, or (streaming) for more body from the
+             * client; an early answer from the upstream is read meanwhile */
+            if (what & EV_READ) {
+                int r = up_recv(c);
+                if (r <= 0) {
+                    tg_log(TG_LOG_ERR, "upstream %s closed the connection while the request "
+                                       "was being sent", c->target->name);
                     up_release(c, false);
                     respond_error(c, 502, NULL, false, true);
+                    return;
                 }
+            }
+            if (tg_buf_used(&u->in) == 0) {
+                up_want(u, EV_READ | (tg_buf_used(&c->upout) ? EV_WRITE : 0), s->write_timeout);
+                if (!c->route->request_buffering && !c->body_done)
+                    client_want_read(c, c->w->conf->client_body_timeout_ms);
                 return;
             }
-            c->request_sent_any = true;
-            tg_buf_consume(&c->upout, (size_t)n);
-        }
-        if (!request_fully_sent(c)) {
-            /* streaming: wait for more body from the client */
-            up_want(u, EV_READ, s->read_timeout);
-            client_want_read(c, c->w->conf->client_body_timeout_ms);
-            return;
+            /* the upstream answered before taking the whole body */
+            c->close_after = true;
+            u->no_reuse = true;
         }
         c->state = S_RESP_HEAD;
     }
-    if (c->state == S_RESP_HEAD || c->state == S_SEND) {
-        for (;;) {
-            if (tg_buf_reserve(&u->in, 16384) != 0) {
-                respond_error(c, 500, NULL, false, true);
-                return;
-            }
-            ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    break;
-                if (u->reused && tg_buf_used(&u->in) == 0) {
-                    upstream_failed(c, 502, strerror(errno));
-                    return;
-                }
-                up_release(c, false);
-                respond_error(c, 502, NULL, false, !c->body_done);
-                return;
-            }
-            if (n == 0) {
-                if (u->reused && tg_buf_used(&u->in) == 0 && c->state == S_RESP_HEAD) {
-                    upstream_failed(c, 502, "closed");
-                    return;
-                }
-                tg_log(TG_LOG_ERR, "upstream %s closed the connection prematurely",
-                       c->target->name);
-                up_release(c, false);
-                respond_error(c, 502, NULL, false, !c->body_done);
-                return;
-            }
-            u->in.len += (size_t)n;
-            if (!c->t_upstream_first)
-                c->t_upstream_first = now_ms();
-        }
-        if (c->state == S_SEND) {
-            /* the upstream answered before the whole body was sent */
-            if (tg_buf_used(&u->in) == 0) {
-                up_want(u, EV_READ | EV_WRITE, s->write_timeout);
-                return;
-            }
-        }
-        c->res.headers = c->res_headers;
-        c->res.num_headers = TG_PROXY_MAX_HEADERS;
-        int rc = tg_http_parse_response(tg_buf_start(&u->in), tg_buf_used(&u->in), &c->res,
-                                        c->w->conf->max_header_size ? c->w->conf->max_header_size * 4
-                                                                    : 65536);
-        if (rc == TG_EAGAIN) {
-            up_want(u, EV_READ, s->read_timeout);
+    /* S_RESP_HEAD */
+    int r = up_recv(c);
+    if (r < 0 || (r == 0 && tg_buf_used(&u->in) == 0)) {
+        if (u->reused && tg_buf_used(&u->in) == 0 && !c->t_upstream_first) {
+            upstream_failed(c, 502, r < 0 ? strerror(errno) : "closed");
             return;
         }
-        if (rc < 0) {
-            tg_log(TG_LOG_ERR, "upstream %s sent an invalid response: %s", c->target->name,
-                   c->res.error ? c->res.error : "malformed");
-            up_release(c, false);
-            respond_error(c, 502, NULL, false, !c->body_done);
-            return;
-        }
-        if (c->res.status >= 100 && c->res.status < 200 && c->res.status != 101) {
-            tg_buf_consume(&u->in, (size_t)rc); /* interim answers are ours to give */
-            up_want(u, EV_READ, s->read_timeout);
-            return;
-        }
-        c->t_proxy_done = now_ms();
-        tg_buf_consume(&u->in, 0);
-        response_started(c);
-        tg_buf_consume(&u->in, (size_t)rc);
-        c->state = c->res.status == 101 && c->req.upgrade ? S_TUNNEL : S_RESP_BODY;
+        tg_log(TG_LOG_ERR, "upstream %s closed the connection before sending a response",
+               c->target->name);
+        up_release(c, false);
+        respond_error(c, 502, NULL, false, !c->body_done);
+        return;
     }
+    c->res.headers = c->res_headers;
+    c->res.num_headers = TG_PROXY_MAX_HEADERS;
+    size_t max_head = c->w->conf->max_header_size ? c->w->conf->max_header_size * 4 : 65536;
+    int rc = tg_http_parse_response(tg_buf_start(&u->in), tg_buf_used(&u->in), &c->res, max_head);
+    if (rc == TG_EAGAIN && r != 0) {
+        up_want(u, EV_READ, s->read_timeout);
+        return;
+    }
+    if (rc < 0) {
+        tg_log(TG_LOG_ERR, "upstream %s sent an invalid response: %s", c->target->name,
+               c->res.error ? c->res.error : r == 0 ? "closed mid-head" : "malformed");
+        up_release(c, false);
+        respond_error(c, 502, NULL, false, !c->body_done);
+        return;
+    }
+    if (c->res.status >= 100 && c->res.status < 200 && c->res.status != 101) {
+        tg_buf_consume(&u->in, (size_t)rc); /* interim answers are ours to give */
+        if (tg_buf_used(&u->in))
+            up_io(c, EV_READ);
+        else
+            up_want(u, EV_READ, s->read_timeout);
+        return;
+    }
+    if (r == 0)
+        u->no_reuse = true;
+    c->t_proxy_done = now_ms();
+    response_started(c);
+    tg_buf_consume(&u->in, (size_t)rc);
+    c->state = c->res.status == 101 && c->req.upgrade ? S_TUNNEL : S_RESP_BODY;
 }
 
 /* Writes the response head to the client and decides how the body ends. */
@@ -1141,7 +1197,7 @@ static void response_started(tg_conn_t *c)
         c->close_after = true;
     }
     if (!res->keepalive || c->res_mode == BODY_CLOSE)
-        c->up->requests = INT32_MAX / 2; /* not reusable */
+        c->up->no_reuse = true;
 
     n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %d ", res->status);
     tg_buf_append(o, tmp, (size_t)n);
@@ -1184,7 +1240,7 @@ static void response_started(tg_conn_t *c)
         tg_buf_append_lit(o, "\r\n");
     }
     unsigned hdrs = conf->headers;
-    if (hdrs & TG_HEADER_VIA) {
+    if (hdrs & TG_HDR_VIA) {
         tg_buf_append_lit(o, "Via: ");
         if (via) {
             tg_buf_append(o, via->value, via->value_len);
@@ -1196,23 +1252,23 @@ static void response_started(tg_conn_t *c)
         tg_buf_append(o, via->value, via->value_len);
         tg_buf_append_lit(o, "\r\n");
     }
-    if ((hdrs & TG_HEADER_SERVER) && !has_server)
+    if ((hdrs & TG_HDR_SERVER) && !has_server)
         tg_buf_append_lit(o, "Server: tollgate/" TG_VERSION "\r\n");
-    if (hdrs & TG_HEADER_UPSTREAM_LATENCY) {
+    if (hdrs & TG_HDR_UPSTREAM_LATENCY) {
         n = snprintf(tmp, sizeof(tmp), "X-Kong-Upstream-Latency: %lld\r\n",
                      (long long)(c->t_proxy_done - c->t_upstream_start));
         tg_buf_append(o, tmp, (size_t)n);
     }
-    if (hdrs & TG_HEADER_PROXY_LATENCY) {
+    if (hdrs & TG_HDR_PROXY_LATENCY) {
         n = snprintf(tmp, sizeof(tmp), "X-Kong-Proxy-Latency: %lld\r\n",
                      (long long)(c->t_upstream_start - c->t_start));
         tg_buf_append(o, tmp, (size_t)n);
     }
-    if (hdrs & TG_HEADER_UPSTREAM_STATUS) {
+    if (hdrs & TG_HDR_UPSTREAM_STATUS) {
         n = snprintf(tmp, sizeof(tmp), "X-Kong-Upstream-Status: %d\r\n", res->status);
         tg_buf_append(o, tmp, (size_t)n);
     }
-    if (hdrs & TG_HEADER_REQUEST_ID) {
+    if (hdrs & TG_HDR_REQUEST_ID) {
         n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
         tg_buf_append(o, tmp, (size_t)n);
     }
@@ -1444,7 +1500,7 @@ static void drive(tg_conn_t *c)
                 conn_close(c);
                 return;
             }
-            if (c->up && !c->route->request_buffering && !c->body_done) {
+            if (c->up && !c->route->request_buffering) {
                 up_io(c, EV_WRITE);
                 if (c->state == S_SEND)
                     return;
@@ -1467,7 +1523,7 @@ static void drive(tg_conn_t *c)
             }
             if (r == 1 || r < 0) {
                 if (r == 1 && c->up)
-                    up_release(c, c->up->requests < INT32_MAX / 4);
+                    up_release(c, !c->up->no_reuse);
                 if (f == 0) {
                     /* finish once the client took the rest */
                     c->state = S_LOCAL;
