@@ -8,6 +8,9 @@
  *   now()                      -> wall clock, float seconds
  *   pem_cert_check(pem)        -> true | nil, err (a PEM X.509 certificate parses)
  *   pem_key_check(pem)         -> true | nil, err (a PEM private or public key parses)
+ *   x509_info(pem)             -> { pubkey = PEM, key_type = "rsa"|"ec"|..., not_after = epoch,
+ *                                   is_ca = bool, sha256 = hex of DER } | nil, err
+ *   pkey_public_pem(pem)       -> PEM of the public half of a private or public key | nil, err
  */
 #include "util_lua.h"
 
@@ -17,9 +20,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 static int digest(lua_State *L, const EVP_MD *md)
 {
@@ -212,6 +217,79 @@ static int l_pem_key_check(lua_State *L)
     return pem_result(L, ok);
 }
 
+static int push_pubkey_pem(lua_State *L, EVP_PKEY *k)
+{
+    BIO *out = BIO_new(BIO_s_mem());
+    if (!out || !PEM_write_bio_PUBKEY(out, k)) {
+        BIO_free(out);
+        return 0;
+    }
+    char *data;
+    long n = BIO_get_mem_data(out, &data);
+    lua_pushlstring(L, data, (size_t)n);
+    BIO_free(out);
+    return 1;
+}
+
+static int l_x509_info(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    BIO *bio = BIO_new_mem_buf(s, (int)len);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (!x)
+        return pem_result(L, 0);
+    lua_newtable(L);
+    EVP_PKEY *k = X509_get0_pubkey(x);
+    if (k && push_pubkey_pem(L, k))
+        lua_setfield(L, -2, "pubkey");
+    if (k) {
+        int id = EVP_PKEY_get_base_id(k);
+        const char *t = id == EVP_PKEY_RSA ? "rsa" : id == EVP_PKEY_EC ? "ec"
+                      : id == EVP_PKEY_ED25519 ? "ed25519" : id == EVP_PKEY_DSA ? "dsa" : "other";
+        lua_pushstring(L, t);
+        lua_setfield(L, -2, "key_type");
+    }
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm)) {
+        lua_pushnumber(L, (lua_Number)timegm(&tm));
+        lua_setfield(L, -2, "not_after");
+    }
+    lua_pushboolean(L, X509_check_ca(x) > 0 && (X509_get_extension_flags(x) & EXFLAG_BCONS) &&
+                           (X509_get_extension_flags(x) & EXFLAG_CA));
+    lua_setfield(L, -2, "is_ca");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (X509_digest(x, EVP_sha256(), md, &mdlen)) {
+        char hex[2 * EVP_MAX_MD_SIZE];
+        tg_util_hex(md, mdlen, hex);
+        lua_pushlstring(L, hex, 2 * mdlen);
+        lua_setfield(L, -2, "sha256");
+    }
+    X509_free(x);
+    return 1;
+}
+
+static int l_pkey_public_pem(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    BIO *bio = BIO_new_mem_buf(s, (int)len);
+    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    if (!k && bio) {
+        ERR_clear_error();
+        (void)BIO_reset(bio);
+        k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    }
+    BIO_free(bio);
+    if (!k)
+        return pem_result(L, 0);
+    int ok = push_pubkey_pem(L, k);
+    EVP_PKEY_free(k);
+    return ok ? 1 : pem_result(L, 0);
+}
+
 int luaopen_tollgate_c_util(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -225,6 +303,8 @@ int luaopen_tollgate_c_util(lua_State *L)
         {"now", l_now},
         {"pem_cert_check", l_pem_cert_check},
         {"pem_key_check", l_pem_key_check},
+        {"x509_info", l_x509_info},
+        {"pkey_public_pem", l_pkey_public_pem},
         {NULL, NULL},
     };
     lua_newtable(L);

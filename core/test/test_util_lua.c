@@ -78,4 +78,10 @@ TEST(util_lua_pem_checks)
            "u.pem_key_check(r('/tmp/tg_util_test.key')) == true and "
            "u.pem_cert_check(r('/tmp/tg_util_test.key')) == nil)",
            "true");
+    RUN_EQ("local function r(p) local f = io.open(p) local s = f:read('*a') f:close() return s end "
+           "local i = u.x509_info(r('/tmp/tg_util_test.crt')) "
+           "return table.concat({i.key_type, tostring(i.is_ca), #i.sha256, "
+           "tostring(i.not_after > os.time()), "
+           "tostring(i.pubkey == u.pkey_public_pem(r('/tmp/tg_util_test.key')))}, ',')",
+           "ec,true,64,true,true");
 }

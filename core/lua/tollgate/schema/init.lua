@@ -23,6 +23,7 @@ local fmt = string.format
 local Schema = {}
 Schema.__index = Schema
 Schema.null = null
+Schema.array_mt = array_mt
 
 local validation_errors = {
   ERROR = "Validation error: %s",

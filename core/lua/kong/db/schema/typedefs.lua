@@ -192,9 +192,8 @@ local D = Schema.define
 typedefs.http_method = D { type = "string", match = "^%u+$",
   description = "A string representing an HTTP method, such as GET, POST, PUT, or DELETE." }
 
-local PROTOCOLS = { "grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp",
-                    "ws", "wss" }
-local HTTP_PROTOCOLS = { "grpc", "grpcs", "http", "https", "ws", "wss" }
+local PROTOCOLS = { "grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp" }
+local HTTP_PROTOCOLS = { "grpc", "grpcs", "http", "https" }
 typedefs.PROTOCOLS = PROTOCOLS
 
 typedefs.protocol = D { type = "string", one_of = PROTOCOLS,
