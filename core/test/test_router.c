@@ -943,3 +943,58 @@ TEST(router_index_agrees_with_linear_scan)
     free(mv);
     free(hd);
 }
+
+/* ---- the Lua module the config validator uses ---- */
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+int luaopen_tollgate_c_router(lua_State *L);
+
+TEST(router_lua_module)
+{
+    lua_State *L = luaL_newstate();
+    ASSERT(L);
+    luaL_openlibs(L);
+    lua_pushcfunction(L, luaopen_tollgate_c_router);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "R");
+    static const char *script =
+        "local out = {}\n"
+        "local function add(...) local t = {} for i = 1, select('#', ...) do\n"
+        "  t[#t+1] = tostring((select(i, ...))) end out[#out+1] = table.concat(t, '|') end\n"
+        "add(R.normalize_path('/a/./b/../c%7e%2f'))\n"
+        "add(R.regex_error('/ok/(\\\\d+)'))\n"
+        "add(R.regex_error('/users/(foo/profile'))\n"
+        "add(R.regex_error('/a)b'))\n"
+        "add(R.validate({ { paths = { '/ok' } }, { paths = { '/x/../y' } } }))\n"
+        "add(R.validate({ { hosts = { 'a.com' }, protocols = { 'http' }, paths = { '/' },\n"
+        "                   headers = { ['x-a'] = { '~*^v\\\\d$' } } } }))\n"
+        "add(R.find_conflict({ { ws_id = 'w1', name = 'a', paths = { '/x' } },\n"
+        "                      { ws_id = 'w1', name = 'b', paths = { '/x' } },\n"
+        "                      { ws_id = 'w2', name = 'c', hosts = { 'c.com' }, paths = { '/x/y' } } }))\n"
+        "add(R.find_conflict({ { ws_id = 'w1', hosts = { '*.a.com' } },\n"
+        "                      { ws_id = 'w2', hosts = { '*.b.com' } } }))\n"
+        "return table.concat(out, '\\n')\n";
+    if (luaL_dostring(L, script) != 0) {
+        tg_test_fail(__FILE__, __LINE__, "lua: %s", lua_tostring(L, -1));
+        lua_close(L);
+        return;
+    }
+    const char *got = lua_tostring(L, -1);
+    const char *want =
+        "/a/c~%2F\n"
+        "nil\n"
+        "pcre2_compile() failed: missing closing parenthesis in \"/users/(foo/profile\"|"
+        "missing closing parenthesis at offset 19\n"
+        "pcre2_compile() failed: unmatched closing parenthesis in \"/a)b\" at \")b\"|"
+        "unmatched closing parenthesis at offset 2\n"
+        "2|non-normalized path, consider use '/y' instead|paths\n"
+        "nil\n"
+        "1|3|API route collides with an existing API: route 'c' (workspace 'w2') and route 'a' "
+        "(workspace 'w1')\n"
+        "nil";
+    CHECK(got && strcmp(got, want) == 0, "got:\n%s\nwant:\n%s", got ? got : "(null)", want);
+    lua_close(L);
+}
