@@ -23,9 +23,15 @@ function _M.get(name)
   end
   local def = require("tollgate.entities." .. name)
   local err
-  s, err = Schema.new(def)
+  s, err = Schema.new_entity(def)
   if not s then
     error("entity schema " .. name .. ": " .. tostring(err))
+  end
+  local has_subs, subs = pcall(require, "tollgate.entities." .. name .. "_subschemas")
+  if has_subs then
+    for kind, sub in pairs(subs) do
+      assert(s:new_subschema(kind, sub))
+    end
   end
   if def.vault_subschemas then
     for kind, sub in pairs(def.vault_subschemas) do

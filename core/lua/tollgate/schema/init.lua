@@ -1241,9 +1241,28 @@ local function compatible_fields(f1, f2)
   return true
 end
 
+-- Entities make their records required, so rows carry their full structure
+-- (Kong's Entity.new); subschemas of entities likewise.
+local function make_records_required(field)
+  if field.required == nil then
+    field.required = true
+  end
+  for _, item in ipairs(field.fields or {}) do
+    local _, f = next(item)
+    if f.type == "record" then
+      make_records_required(f)
+    end
+  end
+end
+
 function Schema:new_subschema(key, definition)
   if not self.subschema_key then
     return nil, validation_errors.SUBSCHEMA_BAD_PARENT:format(key, tostring(self.name))
+  end
+  if self.is_entity then
+    definition = deep_copy(definition)
+    make_records_required(definition)
+    definition.required = nil
   end
   local sub, err = Schema.new(definition, true)
   if not sub then
@@ -1270,6 +1289,22 @@ function Schema:new_subschema(key, definition)
   self.subschemas = self.subschemas or {}
   self.subschemas[key] = sub
   return true
+end
+
+--- An entity schema: Schema.new plus Kong's entity rules (records required).
+function Schema.new_entity(definition)
+  local self, err = Schema.new(definition)
+  if not self then
+    return nil, err
+  end
+  for _, item in ipairs(self.fields) do
+    local _, field = next(item)
+    if field.type == "record" and not field.abstract then
+      make_records_required(field)
+    end
+  end
+  self.is_entity = true
+  return self
 end
 
 --- A callable definition: `def { required = true }` returns a copy of the
