@@ -653,7 +653,7 @@ local function build(st, now)
   local ws_schema = entities.get("workspaces")
   for _, ws in ipairs(st.ws_list) do
     local row = ws_schema:process_auto_fields({ id = ws.id, name = ws.name }, "insert")
-    digests[#digests + 1] = "workspaces:" .. stamp(row, now)
+    stamp(row, now)
     out.workspaces[#out.workspaces + 1] = row
   end
   local cert_snis = {}
@@ -669,7 +669,7 @@ local function build(st, now)
       l[#l + 1] = row.name
       cert_snis[row.certificate.id] = l
     end
-    item.digest = stamp(row, now, item.entity == "targets")
+    stamp(row, now, item.entity == "targets")
     local list = out.entities[item.entity]
     list[#list + 1] = row
   end
@@ -682,10 +682,13 @@ local function build(st, now)
       row.snis = setmetatable({}, Schema.array_mt)
     end
   end
-  for _, item in ipairs(st.items) do
-    digests[#digests + 1] = item.entity .. ":" ..
-      (item.entity == "certificates" and md5_hex(item.digest .. serialize.canonical_json(item.row.snis))
-       or item.digest)
+  -- the hash covers every row (timestamps left out) in a fixed entity order
+  for _, name in ipairs(entities.ORDER) do
+    for _, row in ipairs(name == "workspaces" and out.workspaces or out.entities[name]) do
+      local copy = Schema.deep_copy(row)
+      copy.created_at, copy.updated_at = nil, nil
+      digests[#digests + 1] = name .. ":" .. md5_hex(serialize.canonical_json(copy))
+    end
   end
   out.hash = md5_hex(concat(digests, "\n"))
   return out
