@@ -111,6 +111,7 @@ typedef struct {
     const char *s; /* as configured, '~' included for regexes */
     uint32_t len;
     bool regex;
+    uint32_t lit; /* regexes: length of the literal text every match starts with (after '~') */
     rx_t rx;
 } rpath_t;
 
@@ -616,6 +617,21 @@ static void parse_host(arena_t *a, const char *h, rhost_t *out)
     }
 }
 
+/* The literal text every match of an anchored regex starts with: the run before the first
+ * metacharacter, less its last character when a quantifier that allows zero follows; nothing
+ * when the pattern has an alternation anywhere. The index files regexes under it. */
+static uint32_t regex_literal_prefix(const char *re, size_t n)
+{
+    if (memchr(re, '|', n))
+        return 0;
+    size_t i = 0;
+    while (i < n && !strchr("\\.^$|?*+()[]{}", re[i]))
+        i++;
+    if (i > 0 && i < n && (re[i] == '?' || re[i] == '*' || re[i] == '{'))
+        i--;
+    return (uint32_t)i;
+}
+
 static int copy_route(tg_router_t *r, const tg_route_def_t *d, route_t *rt, uint32_t idx,
                       char *err, size_t errlen)
 {
@@ -660,6 +676,7 @@ static int copy_route(tg_router_t *r, const tg_route_def_t *d, route_t *rt, uint
         p->len = (uint32_t)n;
         p->regex = d->paths[i][0] == '~';
         if (p->regex) {
+            p->lit = regex_literal_prefix(p->s + 1, n - 1);
             char msg[400];
             int rc = rx_compile(p->s + 1, n - 1, PCRE2_ANCHORED, &p->rx, a, true, msg,
                                 sizeof(msg));
@@ -773,9 +790,17 @@ static int layout_buckets(tg_router_t *r)
         member_t m = {0, 0, (uint32_t)e, NULL, 0};
         if (en->path >= 0) {
             const rpath_t *p = &rt->paths[en->path];
-            m.kind = p->regex ? 1 : 2;
-            m.path = p->s;
-            m.plen = p->len;
+            if (p->regex && !p->lit) {
+                m.kind = 1;
+            } else if (p->regex) { /* filed under its literal prefix, checked by verify() */
+                m.kind = 2;
+                m.path = p->s + 1;
+                m.plen = p->lit;
+            } else {
+                m.kind = 2;
+                m.path = p->s;
+                m.plen = p->len;
+            }
         }
         if (!rt->nhosts) {
             ms[k++] = m;
@@ -1223,8 +1248,7 @@ static int match_nocache(const tg_router_t *r, const tg_router_req_t *q, tg_rout
         c.snilen = n;
         c.has_sni = true;
     }
-    if (r->nbuckets)
-        scan_bucket(&c, &r->buckets[0]);
+    /* host buckets first: their routes outrank hostless ones more often, which prunes more */
     if (c.has_host && r->nbuckets > 1) {
         lookup_bucket(&c, HK_EXACT, c.host, c.hlen);
         if (r->has_suffix)
@@ -1236,6 +1260,8 @@ static int match_nocache(const tg_router_t *r, const tg_router_req_t *q, tg_rout
                 if (c.host[i] == '.')
                     lookup_bucket(&c, HK_PREFIX, c.host, i + 1);
     }
+    if (r->nbuckets)
+        scan_bucket(&c, &r->buckets[0]);
     if (c.best == UINT32_MAX)
         return TG_ENOTFOUND;
 

@@ -436,6 +436,33 @@ TEST(router_regex_sees_normalized_path)
     RUN(rs, qs, "regex-normalized");
 }
 
+TEST(router_regex_literal_prefix_index)
+{
+    /* regexes are filed under the literal text they start with; optional characters,
+     * alternations and inline options must not hide a match */
+    static const rs_t rs[] = {
+        {.name = "opt", .paths = {"~/ab?c"}},
+        {.name = "alt", .paths = {"~/left|/right"}},
+        {.name = "brace", .paths = {"~/x{0,1}y"}},
+        {.name = "star", .paths = {"~/qq*z"}},
+        {.name = "caseless", .paths = {"~/(?i)CaSe"}},
+        {.name = "plus", .paths = {"~/p+w"}},
+    };
+    static const rq_t qs[] = {
+        {.path = "/ac", .expect = "opt"},
+        {.path = "/abc", .expect = "opt"},
+        {.path = "/right", .expect = "alt"},
+        {.path = "/left", .expect = "alt"},
+        {.path = "/y", .expect = "brace"},
+        {.path = "/xy", .expect = "brace"},
+        {.path = "/qz", .expect = "star"},
+        {.path = "/case", .expect = "caseless"},
+        {.path = "/ppw", .expect = "plus"},
+        {.path = "/w", .expect = NULL},
+    };
+    RUN(rs, qs, "regex-literal");
+}
+
 /* ---- cache ---- */
 
 TEST(router_cache_keys_on_headers_and_host)
