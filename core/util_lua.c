@@ -200,20 +200,29 @@ static int l_pem_cert_check(lua_State *L)
     return pem_result(L, ok);
 }
 
-static int l_pem_key_check(lua_State *L)
+/* Reads a PEM private key, or failing that a PEM public key; NULL when neither parses. */
+static EVP_PKEY *read_pkey(const char *s, size_t len)
 {
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
     BIO *bio = BIO_new_mem_buf(s, (int)len);
-    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-    if (!k && bio) {
+    if (!bio)
+        return NULL;
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    if (!k) {
         ERR_clear_error();
         (void)BIO_reset(bio);
         k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     }
+    BIO_free(bio);
+    return k;
+}
+
+static int l_pem_key_check(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    EVP_PKEY *k = read_pkey(s, len);
     int ok = k != NULL;
     EVP_PKEY_free(k);
-    BIO_free(bio);
     return pem_result(L, ok);
 }
 
@@ -275,14 +284,7 @@ static int l_pkey_public_pem(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    BIO *bio = BIO_new_mem_buf(s, (int)len);
-    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-    if (!k && bio) {
-        ERR_clear_error();
-        (void)BIO_reset(bio);
-        k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-    }
-    BIO_free(bio);
+    EVP_PKEY *k = read_pkey(s, len);
     if (!k)
         return pem_result(L, 0);
     int ok = push_pubkey_pem(L, k);

@@ -84,27 +84,25 @@ local function convert_nulls(v, from)
   return v
 end
 
-local function parse_yaml(text)
-  local lyaml = require "lyaml"
-  local ok, doc = pcall(lyaml.load, text)
+-- Decodes with `decode` (which may raise); a table or nil, err.
+local function decode_object(decode, text, nullv)
+  local ok, doc = pcall(decode, text)
   if not ok then
     return nil, tostring(doc)
   end
   if type(doc) ~= "table" then
     return nil, "expected an object"
   end
-  return convert_nulls(doc, lyaml.null)
+  return nullv and convert_nulls(doc, nullv) or doc
+end
+
+local function parse_yaml(text)
+  local lyaml = require "lyaml"
+  return decode_object(lyaml.load, text, lyaml.null)
 end
 
 local function parse_json(text)
-  local ok, doc = pcall(cjson.decode, text)
-  if not ok then
-    return nil, tostring(doc)
-  end
-  if type(doc) ~= "table" then
-    return nil, "expected an object"
-  end
-  return doc
+  return decode_object(cjson.decode, text)
 end
 
 -- Kong's unserialize: by extension, or JSON then YAML for a string.

@@ -291,28 +291,33 @@ function validators.starts_with(value, expected)
   return true
 end
 
-function validators.one_of(value, options)
+local function is_one_of(value, options)
   for i = 1, #options do
     if value == options[i] then
       return true
     end
   end
+  return false
+end
+
+local function option_list(options)
   local names = {}
   for i = 1, #options do
     names[i] = tostring(options[i])
   end
-  return nil, validation_errors.ONE_OF:format(concat(names, ", "))
+  return concat(names, ", ")
+end
+
+function validators.one_of(value, options)
+  if is_one_of(value, options) then
+    return true
+  end
+  return nil, validation_errors.ONE_OF:format(option_list(options))
 end
 
 function validators.not_one_of(value, options)
-  for i = 1, #options do
-    if value == options[i] then
-      local names = {}
-      for j = 1, #options do
-        names[j] = tostring(options[j])
-      end
-      return nil, validation_errors.NOT_ONE_OF:format(concat(names, ", "))
-    end
+  if is_one_of(value, options) then
+    return nil, validation_errors.NOT_ONE_OF:format(option_list(options))
   end
   return true
 end

@@ -85,29 +85,25 @@ local function validate_utf8_string(s)
   return true
 end
 
-local function validate_tag(tag)
-  local ok, err = validate_utf8_string(tag)
-  if not ok then
-    return nil, err
+-- Valid UTF-8 whose bytes all match `pattern`, else the message `fmt` (with the value).
+local function utf8_matching(pattern, fmt)
+  return function(value)
+    local ok, err = validate_utf8_string(value)
+    if not ok then
+      return nil, err
+    end
+    if not match(value, pattern) then
+      return nil, fmt:format(value)
+    end
+    return true
   end
-  if not match(tag, "^[ \033-\043\045\046\048-\126\128-\244]+$") then
-    return nil, "invalid tag '" .. tag ..
-                "': expected printable ascii (except `,` and `/`) or valid utf-8 sequences"
-  end
-  return true
 end
 
-local function validate_utf8_name(name)
-  local ok, err = validate_utf8_string(name)
-  if not ok then
-    return nil, err
-  end
-  if not match(name, "^[%w%.%-%_~\128-\244]+$") then
-    return nil, "invalid value '" .. name ..
-                "': the only accepted ascii characters are alphanumerics or ., -, _, and ~"
-  end
-  return true
-end
+local validate_tag = utf8_matching("^[ \033-\043\045\046\048-\126\128-\244]+$",
+  "invalid tag '%s': expected printable ascii (except `,` and `/`) or valid utf-8 sequences")
+
+local validate_utf8_name = utf8_matching("^[%w%.%-%_~\128-\244]+$",
+  "invalid value '%s': the only accepted ascii characters are alphanumerics or ., -, _, and ~")
 
 local function validate_sni(host)
   local res, err = net.normalize_ip(host)
