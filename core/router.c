@@ -17,6 +17,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -583,7 +584,9 @@ const char *tg__router_check_route_field(const tg_route_def_t *def, char *err, s
 /* ---------------------------------------------------------------------------------------- */
 /* build */
 
-static void parse_host(arena_t *a, const char *h, rhost_t *out)
+/* strip_dot: an SNI's final dot is not used for routing (Kong's sni_val_transform); hosts
+ * keep theirs, as Kong compares them as written. */
+static void parse_host(arena_t *a, const char *h, rhost_t *out, bool strip_dot)
 {
     size_t n = strlen(h);
     out->orig = h;
@@ -609,8 +612,8 @@ static void parse_host(arena_t *a, const char *h, rhost_t *out)
         out->name = arena_strdup_lower(a, h, n - 1, true);
         out->len = (uint32_t)(n - 1);
     } else {
-        if (n > 1 && h[n - 1] == '.')
-            n--; /* the last dot of an FQDN is not used for routing */
+        if (strip_dot && n > 1 && h[n - 1] == '.')
+            n--;
         out->kind = HK_EXACT;
         out->name = arena_strdup_lower(a, h, n, true);
         out->len = (uint32_t)n;
@@ -650,7 +653,7 @@ static int copy_route(tg_router_t *r, const tg_route_def_t *d, route_t *rt, uint
         const char *h = arena_strdup_lower(a, d->hosts[i], strlen(d->hosts[i]), false);
         if (!h)
             return TG_ENOMEM;
-        parse_host(a, h, &rt->hosts[i]);
+        parse_host(a, h, &rt->hosts[i], false);
         r->has_suffix |= rt->hosts[i].kind == HK_SUFFIX;
         r->has_prefix |= rt->hosts[i].kind == HK_PREFIX;
     }
@@ -659,7 +662,7 @@ static int copy_route(tg_router_t *r, const tg_route_def_t *d, route_t *rt, uint
         const char *h = arena_strdup_lower(a, d->snis[i], strlen(d->snis[i]), false);
         if (!h)
             return TG_ENOMEM;
-        parse_host(a, h, &rt->snis[i]);
+        parse_host(a, h, &rt->snis[i], true);
         rt->snis[i].port = -1;
     }
     rt->nsnis = (uint32_t)d->nsnis;
@@ -1202,8 +1205,6 @@ static void parse_req_host(mctx_t *c)
             n = (size_t)(colon - h);
         }
     }
-    if (n > 1 && h[n - 1] == '.')
-        n--;
     if (n >= sizeof(c->host))
         return;
     for (size_t i = 0; i < n; i++)
@@ -1212,10 +1213,28 @@ static void parse_req_host(mctx_t *c)
     c->has_host = true;
 }
 
+/* PCRE2 match data is per thread: a thread-local pointer for speed, and a key whose
+ * destructor frees it when the thread ends. */
+static pthread_key_t md_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_free(void *p)
+{
+    pcre2_match_data_free(p);
+}
+
+static void md_key_init(void)
+{
+    pthread_key_create(&md_key, md_free);
+}
+
 static pcre2_match_data *thread_md(void)
 {
-    if (!tl_md)
-        tl_md = pcre2_match_data_create(OVEC_PAIRS, NULL);
+    if (TG_LIKELY(tl_md != NULL))
+        return tl_md;
+    pthread_once(&md_once, md_key_init);
+    tl_md = pcre2_match_data_create(OVEC_PAIRS, NULL);
+    pthread_setspecific(md_key, tl_md);
     return tl_md;
 }
 
