@@ -195,6 +195,33 @@ describe("declarative config", function()
       assert.equal("v1", c.entities.routes[1].path_handling)
     end)
 
+    it("validates plugin config with the plugin's Kong-style schema", function()
+      local typedefs = require "kong.db.schema.typedefs"
+      local opts = { plugins = { "demo-limit" }, plugin_schema = function(name)
+        assert.equal("demo-limit", name)
+        return { name = "demo-limit", fields = {
+          { consumer = typedefs.no_consumer },
+          { protocols = typedefs.protocols_http },
+          { config = { type = "record", fields = {
+            { minute = { type = "number", gt = 0 } },
+            { policy = { type = "string", default = "local", one_of = { "local", "redis" } } },
+            { limits = { type = "record", fields = { { burst = { type = "integer", default = 2 } } } } },
+          } } },
+        } }
+      end }
+      local c = assert(load('{"_format_version":"3.0","plugins":[{"name":"demo-limit",' ..
+                            '"config":{"minute":5}}]}', opts))
+      local p = c.entities.plugins[1]
+      assert.same({ minute = 5, policy = "local", limits = { burst = 2 } }, p.config)
+      assert.same({ "grpc", "grpcs", "http", "https" }, p.protocols)
+      local _, e = load('{"_format_version":"3.0","consumers":[{"username":"u","plugins":' ..
+                        '[{"name":"demo-limit","config":{"minute":0,"policy":"cluster"}}]}]}', opts)
+      assert.same({ consumers = { { plugins = { {
+        consumer = "value must be null",
+        config = { minute = "value must be greater than 0", policy = "expected one of: local, redis" },
+      } } } } }, e.fields)
+    end)
+
     it("refuses plugins that are not enabled with Kong's message", function()
       local _, err_t = load('{"_format_version":"3.0","plugins":[{"name":"nope"}]}')
       assert.same({ plugins = { { name = "plugin 'nope' not enabled; add it to the 'plugins' configuration property" } } },
@@ -225,6 +252,18 @@ describe("declarative config", function()
           } },
         } },
       }, err_t.fields)
+    end)
+
+    it("gives POST /config's body, flattened only on request", function()
+      local body = declarative.error_body(err_t)
+      assert.same({ "code", "fields", "message", "name" }, (function()
+        local keys = {}
+        for k in pairs(body) do keys[#keys + 1] = k end
+        table.sort(keys)
+        return keys
+      end)())
+      assert.equal(2, #declarative.error_body(err_t, true).flattened_errors)
+      assert.truthy(cjson.encode(body))
     end)
 
     it("prints Kong's `config parse` text", function()

@@ -5,6 +5,7 @@
 --   local config, err_t = declarative.load_string(body, opts)   -- POST /config
 --   local text = declarative.error_text(err_t)                   -- `config parse`
 --   local yaml = declarative.export(config)                      -- GET /config
+--   local body = declarative.error_body(err_t, flatten)          -- POST /config 400 body
 --
 -- opts: workspace (default "default", for sources without `_workspace`),
 --       plugins (array or set of enabled plugin names; nil = any plugin whose
@@ -850,6 +851,18 @@ function _M.load_files(files, opts)
     sources[#sources + 1] = { doc = doc, name = path }
   end
   return load_docs(sources, opts)
+end
+
+--- The 400 body of POST /config: Kong's { code, name, message, fields }, plus
+-- flattened_errors when `flatten` (POST /config?flatten_errors=1).
+function _M.error_body(err_t, flatten)
+  return {
+    code = err_t.code,
+    name = err_t.name,
+    message = err_t.message,
+    fields = err_t.fields,
+    flattened_errors = flatten and err_t.flattened_errors or nil,
+  }
 end
 
 function _M.error_text(err_t)
