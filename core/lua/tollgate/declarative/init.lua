@@ -592,14 +592,9 @@ local function check_route_conflicts(st)
   end
   local i, j, msg = router.find_conflict(routes)
   if i then
-    local a, b = owners[i], owners[j]
-    local function label(it)
-      local n = it.raw.name
-      return (type(n) == "string" and ("'" .. n .. "'") or it.id) ..
-             " (workspace '" .. it.ws.name .. "')"
-    end
-    set_err(b.src.errs, b.path, { ["@entity"] = {
-      "route " .. label(b) .. " conflicts with route " .. label(a) .. ": " .. tostring(msg) } })
+    -- the router's message names both routes and their workspaces
+    local b = owners[j] or owners[i]
+    set_err(b.src.errs, b.path, { ["@entity"] = { tostring(msg) } })
   end
 end
 
