@@ -188,15 +188,22 @@ static int pem_result(lua_State *L, int ok)
     return 2;
 }
 
+/* Reads the first PEM certificate of s; NULL when none parses. Caller frees. */
+static X509 *read_x509(const char *s, size_t len)
+{
+    BIO *bio = BIO_new_mem_buf(s, (int)len);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return x;
+}
+
 static int l_pem_cert_check(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    BIO *bio = BIO_new_mem_buf(s, (int)len);
-    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    X509 *x = read_x509(s, len);
     int ok = x != NULL;
     X509_free(x);
-    BIO_free(bio);
     return pem_result(L, ok);
 }
 
@@ -244,9 +251,7 @@ static int l_x509_info(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    BIO *bio = BIO_new_mem_buf(s, (int)len);
-    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
+    X509 *x = read_x509(s, len);
     if (!x)
         return pem_result(L, 0);
     lua_newtable(L);

@@ -1049,20 +1049,17 @@ local function adjust_field(field, value, context, nulls)
   return value
 end
 
+-- tollgate.c.util (clock, UUIDs), loaded when first needed.
+local function util()
+  return require "tollgate.c.util"
+end
+
 local function now_seconds()
-  local ok, util = pcall(require, "tollgate.c.util")
-  if ok then
-    return util.now()
-  end
-  return os.time()
+  return util().now()
 end
 
 local function new_uuid()
-  local ok, util = pcall(require, "tollgate.c.util")
-  if ok then
-    return util.uuid_v4()
-  end
-  error("tollgate.c.util is required to generate UUIDs")
+  return util().uuid_v4()
 end
 
 --- Applies shorthand fields, fills defaults and auto fields (context

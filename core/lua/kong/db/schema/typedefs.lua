@@ -36,26 +36,20 @@ local function validate_host_with_optional_port(host)
   return (res and true or nil), err
 end
 
-local function validate_ip(ip)
-  if net.is_valid_ip(ip) then
-    return true
+-- A validator accepting what `ok(value)` accepts, else the message `fmt` (with the value).
+local function accepting(ok, fmt)
+  return function(value)
+    if ok(value) then
+      return true
+    end
+    return nil, fmt:format(value)
   end
-  return nil, "not an ip address: " .. ip
 end
 
-local function validate_ip_or_cidr(s)
-  if net.is_valid_ip_or_cidr(s) then
-    return true
-  end
-  return nil, "invalid ip or cidr range: '" .. s .. "'"
-end
-
-local function validate_ip_or_cidr_v4(s)
-  if net.is_valid_ip_or_cidr_v4(s) then
-    return true
-  end
-  return nil, "invalid ipv4 cidr range: '" .. s .. "'"
-end
+local validate_ip = accepting(net.is_valid_ip, "not an ip address: %s")
+local validate_ip_or_cidr = accepting(net.is_valid_ip_or_cidr, "invalid ip or cidr range: '%s'")
+local validate_ip_or_cidr_v4 = accepting(net.is_valid_ip_or_cidr_v4,
+                                         "invalid ipv4 cidr range: '%s'")
 
 local function validate_path(path)
   if not match(path, "^/[%w%.%-%_%~%/%%%:%@%!%$%&%'%(%)%*%+%,%;%=]*$") then
