@@ -17,9 +17,16 @@ enum {
  * getrandom (no syscall per id). */
 void tg_request_id_new(char out[33]);
 
-/* Picks the body format from an Accept header value (accept may be NULL):
- * the highest q among the known types wins, the first listed wins a tie;
- * wildcards and unknown types give default_fmt. */
+/* Picks the body format as Kong's get_response_type does. accept == NULL
+ * (the header is absent) gives default_fmt. Otherwise each comma-separated
+ * media range is read as Kong's pattern reads it; the highest q wins, the
+ * first listed wins a tie, q=0 never wins. The winner maps by exact-case
+ * lookup: text/html, application/json, application/xml, text/plain,
+ * text/ * (plain) and application/ * (JSON); anything else - * / *, unknown
+ * or differently-cased types, grpc, an Accept with no valid range - gives
+ * JSON, Kong's default (not default_fmt: Kong applies error_default_type
+ * only when neither Accept nor Content-Type is present, and reads
+ * Content-Type like an Accept value when Accept is absent). */
 int tg_respond_pick_format(const char *accept, size_t len, int default_fmt);
 
 /* "application/json" -> TG_FMT_JSON, "text/html", "application/xml",
@@ -29,7 +36,8 @@ int tg_respond_format_from_mime(const char *mime);
 /* Writes Kong's error body for fmt into out (NUL-terminated when cap > 0)
  * and returns its length (truncated to cap - 1 if needed). *content_type is
  * set to the matching Content-Type value (static). request_id may be NULL
- * (then no request id appears). */
+ * (written as "", as Kong does). The message is inserted verbatim, without
+ * escaping, exactly as Kong's templates do. */
 size_t tg_respond_error_body(int fmt, const char *message, const char *request_id, char *out,
                              size_t cap, const char **content_type);
 
