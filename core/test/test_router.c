@@ -1074,3 +1074,57 @@ TEST(router_shared_between_threads)
     ASSERT_EQ(errors, 0);
     tg_router_free(r);
 }
+
+/* ---- the conflict index against pairwise checks ---- */
+
+TEST(router_find_conflict_agrees_with_pairwise)
+{
+    static const char *hosts[] = {"a.com", "b.com", "*.a.com", "*.b.com", "A.com:80", "c.*",
+                                  "d.com", "e.com", "f.com", "g.com", "h.com", "i.com",
+                                  "j.com", "k.com", "*.d.com", "l.com:8000", "l.com:9000"};
+    static const char *paths[] = {"/", "/api", "/api/v1", "/apiv", "/b", "~/api/\\d+",
+                                  "~/api/(?<x>\\d+)", "~/b|/c", "/api/7", "/c"};
+    static const char *wss[] = {"w1", "w2", "w3"};
+    enum { N = 40 };
+    tg_route_def_t defs[N];
+    const char *hv[N][2], *pv[N][2];
+    char names[N][16];
+    int with_conflict = 0;
+    for (int round = 0; round < 300; round++) {
+        memset(defs, 0, sizeof(defs));
+        int n = 2 + (int)rnd(N / 2);
+        for (int i = 0; i < n; i++) {
+            tg_route_def_t *d = &defs[i];
+            snprintf(names[i], sizeof(names[i]), "r%d", i);
+            d->name = d->id = names[i];
+            d->ws_id = wss[rnd(3)];
+            /* mostly hosts and paths, so that many rounds have no conflict */
+            d->nhosts = rnd(25) == 0 ? 0 : 1 + rnd(2);
+            for (size_t k = 0; k < d->nhosts; k++)
+                hv[i][k] = hosts[rnd(TG_ARRAY_SIZE(hosts))];
+            d->hosts = hv[i];
+            d->npaths = rnd(8) == 0 ? 0 : 1 + rnd(2);
+            for (size_t k = 0; k < d->npaths; k++)
+                pv[i][k] = paths[rnd(TG_ARRAY_SIZE(paths))];
+            d->paths = pv[i];
+        }
+        size_t ea = 0, eb = 0;
+        bool expect = false;
+        for (int b = 1; b < n && !expect; b++)
+            for (int a = 0; a < b && !expect; a++)
+                if (tg_router_conflicts_with(&defs[b], &defs[a], 1, NULL) == TG_ECONFLICT) {
+                    ea = (size_t)a;
+                    eb = (size_t)b;
+                    expect = true;
+                }
+        size_t ga = 99, gb = 99;
+        char err[256];
+        int rc = tg_router_find_conflict(defs, (size_t)n, &ga, &gb, err, sizeof(err));
+        with_conflict += expect;
+        CHECK(rc == (expect ? TG_ECONFLICT : 0) && (!expect || (ga == ea && gb == eb)),
+              "round %d: pairwise %d (%zu,%zu), index %d (%zu,%zu)", round, expect, ea, eb, rc,
+              ga, gb);
+    }
+    CHECK(with_conflict > 30 && with_conflict < 270, "only %d of 300 rounds had a conflict",
+          with_conflict);
+}
