@@ -122,9 +122,10 @@ static int parse_v2(const unsigned char *b, size_t len, tg_proxy_protocol_t *out
         return TG_ERROR;
     if (len < V2_HEAD + plen)
         return TG_EAGAIN;
-    /* TLVs after the addresses must be well-formed; their contents are ignored */
+    /* TLVs after a known address block must be well-formed (their contents
+     * are ignored); after UNSPEC nothing is known of the bytes */
     size_t t = V2_HEAD + need, end = V2_HEAD + plen;
-    while (t < end) {
+    while (fam != 0 && t < end) {
         if (end - t < 3)
             return TG_ERROR;
         size_t tl = (size_t)b[t + 1] << 8 | b[t + 2];
