@@ -139,6 +139,15 @@ int tg_router_conflicts_with(const tg_route_def_t *candidate, const tg_route_def
  * TG_EINVAL with Kong's message in err. tg_router_build runs this on every route. */
 int tg_router_check_route(const tg_route_def_t *def, char *err, size_t errlen);
 
+/* Reads the route row at stack index t of L (Kong's DAO shape: id, name, ws_id, hosts, paths,
+ * methods, snis, headers = {name = {values}}, protocols = {"http", ...}, regex_priority,
+ * created_at, strip_path, preserve_host, path_handling; ngx.null or absent = empty/default)
+ * into *d, copying every string. position and data are left 0 for the caller. Free with
+ * tg_router_def_clear. TG_EINVAL when the value at t is not a table. (router_lua.c) */
+struct lua_State;
+int tg_router_def_from_lua(struct lua_State *L, int t, tg_route_def_t *d);
+void tg_router_def_clear(tg_route_def_t *d);
+
 /* PCRE2 compile check of a regex path (without its '~'): 0, or TG_EINVAL with
  * "<PCRE2 message> at offset N" in err. */
 int tg_router_regex_error(const char *pattern, size_t len, char *err, size_t errlen);

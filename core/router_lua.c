@@ -8,7 +8,9 @@
  *
  * `routes` is an array of route rows in Kong's DAO shape: { id, name, ws_id, hosts, paths,
  * methods, snis, headers = { name = { values } }, protocols = { "http", ... },
- * regex_priority, created_at }; ngx.null / missing fields are empty. Indices are 1-based. */
+ * regex_priority, created_at }; ngx.null / missing fields are empty. Indices are 1-based.
+ *
+ * tg_router_def_from_lua (router.h) reads one such row for C callers too. */
 #include "router.h"
 #include "uri.h"
 
@@ -71,7 +73,7 @@ typedef struct {
     size_t n;
 } rows_t;
 
-/* Strings of an array field (pointers into the Lua strings, which the rows table anchors). */
+/* Copies of the strings of an array field; NULL (and *n = 0) when absent or not a table. */
 static const char **str_array(lua_State *L, int t, const char *field, size_t *n)
 {
     *n = 0;
@@ -82,24 +84,27 @@ static const char **str_array(lua_State *L, int t, const char *field, size_t *n)
     }
     size_t len = lua_objlen(L, -1);
     const char **v = calloc(len + 1, sizeof(*v));
-    if (!v) {
-        lua_pop(L, 1);
-        return NULL;
-    }
-    for (size_t i = 1; i <= len; i++) {
+    for (size_t i = 1; v && i <= len; i++) {
         lua_rawgeti(L, -1, (int)i);
         if (lua_type(L, -1) == LUA_TSTRING)
-            v[(*n)++] = lua_tostring(L, -1);
+            v[(*n)++] = strdup(lua_tostring(L, -1));
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
     return v;
 }
 
+static void str_array_free(const char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free((void *)v[i]);
+    free(v);
+}
+
 static const char *str_field(lua_State *L, int t, const char *field)
 {
     lua_getfield(L, t, field);
-    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? strdup(lua_tostring(L, -1)) : NULL;
     lua_pop(L, 1);
     return s;
 }
@@ -108,6 +113,14 @@ static double num_field(lua_State *L, int t, const char *field, double dflt)
 {
     lua_getfield(L, t, field);
     double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : dflt;
+    lua_pop(L, 1);
+    return v;
+}
+
+static bool bool_field(lua_State *L, int t, const char *field, bool dflt)
+{
+    lua_getfield(L, t, field);
+    bool v = lua_type(L, -1) == LUA_TBOOLEAN ? lua_toboolean(L, -1) : dflt;
     lua_pop(L, 1);
     return v;
 }
@@ -127,22 +140,83 @@ static unsigned protocols(lua_State *L, int t)
         else if (!strcmp(p[i], "grpcs"))
             bits |= TG_PROTO_GRPCS;
     }
-    free(p);
-    return p ? bits : (TG_PROTO_HTTP | TG_PROTO_HTTPS);
+    bool absent = p == NULL;
+    str_array_free(p, n);
+    return absent ? (TG_PROTO_HTTP | TG_PROTO_HTTPS) : bits;
+}
+
+void tg_router_def_clear(tg_route_def_t *d)
+{
+    free((void *)d->id);
+    free((void *)d->name);
+    free((void *)d->ws_id);
+    str_array_free(d->hosts, d->nhosts);
+    str_array_free(d->paths, d->npaths);
+    str_array_free(d->methods, d->nmethods);
+    str_array_free(d->snis, d->nsnis);
+    for (size_t k = 0; k < d->nheaders; k++) {
+        free((void *)d->headers[k].name);
+        str_array_free(d->headers[k].values, d->headers[k].nvalues);
+    }
+    free((void *)d->headers);
+    memset(d, 0, sizeof(*d));
+}
+
+int tg_router_def_from_lua(lua_State *L, int t, tg_route_def_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    if (t < 0)
+        t = lua_gettop(L) + t + 1;
+    if (lua_type(L, t) != LUA_TTABLE)
+        return TG_EINVAL;
+    d->id = str_field(L, t, "id");
+    d->name = str_field(L, t, "name");
+    d->ws_id = str_field(L, t, "ws_id");
+    d->hosts = str_array(L, t, "hosts", &d->nhosts);
+    d->paths = str_array(L, t, "paths", &d->npaths);
+    d->methods = str_array(L, t, "methods", &d->nmethods);
+    d->snis = str_array(L, t, "snis", &d->nsnis);
+    d->protocols = protocols(L, t);
+    d->regex_priority = (int)num_field(L, t, "regex_priority", 0);
+    d->created_at = (int64_t)num_field(L, t, "created_at", 0);
+    d->strip_path = bool_field(L, t, "strip_path", true);
+    d->preserve_host = bool_field(L, t, "preserve_host", false);
+    lua_getfield(L, t, "path_handling");
+    d->path_handling = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "v1");
+    lua_pop(L, 1);
+    lua_getfield(L, t, "headers");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        int h = lua_gettop(L);
+        size_t cnt = 0;
+        lua_pushnil(L);
+        while (lua_next(L, h)) {
+            cnt++;
+            lua_pop(L, 1);
+        }
+        tg_route_header_t *hs = calloc(cnt + 1, sizeof(*hs));
+        size_t k = 0;
+        lua_pushnil(L);
+        while (hs && lua_next(L, h)) {
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE && k < cnt) {
+                hs[k].name = strdup(lua_tostring(L, -2));
+                lua_pushvalue(L, -2);
+                hs[k].values = str_array(L, h, lua_tostring(L, -1), &hs[k].nvalues);
+                lua_pop(L, 1);
+                k++;
+            }
+            lua_pop(L, 1);
+        }
+        d->headers = hs;
+        d->nheaders = k;
+    }
+    lua_pop(L, 1);
+    return 0;
 }
 
 static void rows_free(rows_t *r)
 {
-    for (size_t i = 0; i < r->n; i++) {
-        tg_route_def_t *d = &r->defs[i];
-        free(d->hosts);
-        free(d->paths);
-        free(d->methods);
-        free(d->snis);
-        for (size_t k = 0; k < d->nheaders; k++)
-            free(d->headers[k].values);
-        free((void *)d->headers);
-    }
+    for (size_t i = 0; i < r->n; i++)
+        tg_router_def_clear(&r->defs[i]);
     free(r->defs);
     r->defs = NULL;
     r->n = 0;
@@ -157,58 +231,10 @@ static int rows_read(lua_State *L, int idx, rows_t *r)
         return TG_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, idx, (int)i + 1);
-        int t = lua_gettop(L);
         tg_route_def_t *d = &r->defs[r->n++];
-        if (lua_type(L, t) != LUA_TTABLE) {
-            lua_pop(L, 1);
-            continue;
-        }
-        d->id = str_field(L, t, "id");
-        d->name = str_field(L, t, "name");
-        d->ws_id = str_field(L, t, "ws_id");
-        d->hosts = str_array(L, t, "hosts", &d->nhosts);
-        d->paths = str_array(L, t, "paths", &d->npaths);
-        d->methods = str_array(L, t, "methods", &d->nmethods);
-        d->snis = str_array(L, t, "snis", &d->nsnis);
-        d->protocols = protocols(L, t);
-        d->regex_priority = (int)num_field(L, t, "regex_priority", 0);
-        d->created_at = (int64_t)num_field(L, t, "created_at", 0);
+        tg_router_def_from_lua(L, -1, d);
         d->position = (uint32_t)i;
-        lua_getfield(L, t, "headers");
-        if (lua_type(L, -1) == LUA_TTABLE) {
-            int h = lua_gettop(L);
-            size_t cnt = 0;
-            lua_pushnil(L);
-            while (lua_next(L, h)) {
-                cnt++;
-                lua_pop(L, 1);
-            }
-            tg_route_header_t *hs = calloc(cnt + 1, sizeof(*hs));
-            if (!hs) {
-                lua_pop(L, 2);
-                return TG_ENOMEM;
-            }
-            size_t k = 0;
-            lua_pushnil(L);
-            while (lua_next(L, h)) {
-                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE && k < cnt) {
-                    hs[k].name = lua_tostring(L, -2);
-                    size_t nv = lua_objlen(L, -1);
-                    hs[k].values = calloc(nv + 1, sizeof(char *));
-                    for (size_t v = 1; hs[k].values && v <= nv; v++) {
-                        lua_rawgeti(L, -1, (int)v);
-                        if (lua_type(L, -1) == LUA_TSTRING)
-                            hs[k].values[hs[k].nvalues++] = lua_tostring(L, -1);
-                        lua_pop(L, 1);
-                    }
-                    k++;
-                }
-                lua_pop(L, 1);
-            }
-            d->headers = hs;
-            d->nheaders = k;
-        }
-        lua_pop(L, 2);
+        lua_pop(L, 1);
     }
     return 0;
 }

@@ -1128,3 +1128,39 @@ TEST(router_find_conflict_agrees_with_pairwise)
     CHECK(with_conflict > 30 && with_conflict < 270, "only %d of 300 rounds had a conflict",
           with_conflict);
 }
+
+TEST(router_def_from_lua)
+{
+    lua_State *L = luaL_newstate();
+    ASSERT(L);
+    ASSERT_EQ(luaL_dostring(L, "return { id = 'i1', name = 'n1', ws_id = 'w', hosts = { 'a.com' },"
+                               " paths = { '/p', '~/r' }, methods = { 'GET' }, snis = {},"
+                               " headers = { ['x-a'] = { 'v1', 'v2' } },"
+                               " protocols = { 'https' }, regex_priority = 3, created_at = 17,"
+                               " strip_path = false, preserve_host = true, path_handling = 'v1' }"),
+              0);
+    tg_route_def_t d;
+    ASSERT_EQ(tg_router_def_from_lua(L, -1, &d), 0);
+    lua_close(L); /* every string was copied */
+    ASSERT_STREQ(d.id, "i1");
+    ASSERT_STREQ(d.name, "n1");
+    ASSERT_STREQ(d.ws_id, "w");
+    ASSERT_EQ(d.nhosts, 1);
+    ASSERT_STREQ(d.hosts[0], "a.com");
+    ASSERT_EQ(d.npaths, 2);
+    ASSERT_STREQ(d.paths[1], "~/r");
+    ASSERT_EQ(d.nmethods, 1);
+    ASSERT_EQ(d.nsnis, 0);
+    ASSERT_EQ(d.nheaders, 1);
+    ASSERT_STREQ(d.headers[0].name, "x-a");
+    ASSERT_EQ(d.headers[0].nvalues, 2);
+    ASSERT_STREQ(d.headers[0].values[1], "v2");
+    ASSERT_EQ(d.protocols, TG_PROTO_HTTPS);
+    ASSERT_EQ(d.regex_priority, 3);
+    ASSERT_EQ(d.created_at, 17);
+    ASSERT_EQ(d.strip_path, 0);
+    ASSERT_EQ(d.preserve_host, 1);
+    ASSERT_EQ(d.path_handling, 1);
+    tg_router_def_clear(&d);
+    ASSERT(d.hosts == NULL);
+}
