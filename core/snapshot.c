@@ -40,34 +40,6 @@ static bool boolfield(lua_State *L, int t, const char *k, bool dflt)
     return r;
 }
 
-/* The strings of the array field `k` of the table at t, NULL-terminated; *n set. */
-static const char **strarray(lua_State *L, int t, const char *k, size_t *n)
-{
-    *n = 0;
-    lua_getfield(L, t, k);
-    if (lua_type(L, -1) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        return NULL;
-    }
-    size_t len = lua_objlen(L, -1);
-    const char **a = calloc(len + 1, sizeof(*a));
-    for (size_t i = 1; i <= len; i++) {
-        lua_rawgeti(L, -1, (int)i);
-        if (lua_type(L, -1) == LUA_TSTRING)
-            a[(*n)++] = strdup(lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return a;
-}
-
-static void free_strarray(const char **a, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free((void *)a[i]);
-    free(a);
-}
-
 /* Id of the foreign key `k` ({id = "..."}) of the row at t, or NULL. */
 static char *foreign_id(lua_State *L, int t, const char *k)
 {
@@ -218,22 +190,6 @@ static void snapshot_free(tg_snapshot_t *s)
     free(s);
 }
 
-static unsigned protocol_bits(const char **protos, size_t n)
-{
-    unsigned bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!strcmp(protos[i], "http"))
-            bits |= TG_PROTO_HTTP;
-        else if (!strcmp(protos[i], "https"))
-            bits |= TG_PROTO_HTTPS;
-        else if (!strcmp(protos[i], "grpc"))
-            bits |= TG_PROTO_GRPC;
-        else if (!strcmp(protos[i], "grpcs"))
-            bits |= TG_PROTO_GRPCS;
-    }
-    return bits ? bits : (TG_PROTO_HTTP | TG_PROTO_HTTPS);
-}
-
 /* Pushes the array config.entities[name] (or nil) and returns its index, 0 if absent. */
 static int entity_list(lua_State *L, int entities, const char *name)
 {
@@ -344,49 +300,8 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
         r->path_handling = ph && !strcmp(ph, "v1") ? 1 : 0;
         free(ph);
 
-        d->id = r->id;
-        d->name = r->name;
-        d->ws_id = r->ws_id;
-        d->hosts = strarray(L, t, "hosts", &d->nhosts);
-        d->paths = strarray(L, t, "paths", &d->npaths);
-        d->methods = strarray(L, t, "methods", &d->nmethods);
-        d->snis = strarray(L, t, "snis", &d->nsnis);
-        size_t np;
-        const char **protos = strarray(L, t, "protocols", &np);
-        d->protocols = protocol_bits(protos, np);
-        free_strarray(protos, np);
-        lua_getfield(L, t, "headers");
-        if (lua_type(L, -1) == LUA_TTABLE) {
-            int h = lua_gettop(L);
-            size_t cnt = 0;
-            lua_pushnil(L);
-            while (lua_next(L, h)) {
-                cnt++;
-                lua_pop(L, 1);
-            }
-            tg_route_header_t *hs = calloc(cnt + 1, sizeof(*hs));
-            size_t k = 0;
-            lua_pushnil(L);
-            while (lua_next(L, h)) {
-                if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
-                    hs[k].name = strdup(lua_tostring(L, -2));
-                    lua_pushvalue(L, -2); /* key */
-                    hs[k].values = strarray(L, h, lua_tostring(L, -1), &hs[k].nvalues);
-                    lua_pop(L, 1);
-                    k++;
-                }
-                lua_pop(L, 1);
-            }
-            d->headers = hs;
-            d->nheaders = k;
-        }
-        lua_pop(L, 1);
-        d->regex_priority = (int)numfield(L, t, "regex_priority", 0);
-        d->created_at = (int64_t)numfield(L, t, "created_at", 0);
+        tg_router_def_from_lua(L, t, d);
         d->position = (uint32_t)ndefs;
-        d->strip_path = r->strip_path;
-        d->preserve_host = r->preserve_host;
-        d->path_handling = r->path_handling;
         d->data = r;
         s->nroutes++;
         ndefs++;
@@ -404,18 +319,8 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
     }
     rc = 0;
 done:
-    for (size_t i = 0; i < ndefs; i++) {
-        tg_route_def_t *d = &defs[i];
-        free_strarray(d->hosts, d->nhosts);
-        free_strarray(d->paths, d->npaths);
-        free_strarray(d->methods, d->nmethods);
-        free_strarray(d->snis, d->nsnis);
-        for (size_t k = 0; k < d->nheaders; k++) {
-            free((void *)d->headers[k].name);
-            free_strarray(d->headers[k].values, d->headers[k].nvalues);
-        }
-        free((void *)d->headers);
-    }
+    for (size_t i = 0; i < ndefs; i++)
+        tg_router_def_clear(&defs[i]);
     free(defs);
     lua_settop(L, top);
     if (rc != 0) {
