@@ -1,5 +1,6 @@
 /* server.c: process start-up and shutdown around the control thread's loop. */
 #include "server.h"
+#include "admin.h"
 #include "cli.h"
 #include "control.h"
 #include "log.h"
@@ -10,11 +11,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
-
-/* The Admin API (admin.c); weak so the proxy runs while it is being built. */
-__attribute__((weak)) int tg_admin_start(struct event_base *base, lua_State *L,
-                                         const tg_conf_t *conf, char *err, size_t errlen);
-__attribute__((weak)) void tg_admin_stop(void);
 
 static struct event_base *cbase;
 static int stop_mode; /* 1 graceful, 2 fast */
@@ -70,7 +66,7 @@ int tg_server_run(tg_conf_t *conf)
         tg_cli_notify_ready(0, err);
         return 1;
     }
-    if (tg_admin_start && tg_admin_start(cbase, tg_control_lua(), conf, err, sizeof(err)) != 0) {
+    if (tg_admin_start(cbase, tg_control_lua(), conf, err, sizeof(err)) != 0) {
         tg_log(TG_LOG_EMERG, "%s", err);
         tg_cli_notify_ready(0, err);
         tg_workers_stop(false, 0);
@@ -87,8 +83,7 @@ int tg_server_run(tg_conf_t *conf)
 
     event_base_dispatch(cbase);
 
-    if (tg_admin_stop)
-        tg_admin_stop();
+    tg_admin_stop();
     tg_workers_stop(stop_mode != 2, quit_timeout_ms);
     for (size_t i = 0; i < TG_ARRAY_SIZE(sigs); i++)
         event_free(sev[i]);
