@@ -612,10 +612,14 @@ static int cmd_config(args_t *a)
         /* Kong: error("Failed parsing:\n" .. err) */
         lua_getfield(L, mod, "error_text");
         lua_pushvalue(L, -2);
-        if (tg_lua_pcall(L, 1, 1) != 0 || !lua_isstring(L, -1))
-            rc = fail("Failed parsing:\n%s", lua_tostring(L, -3) ? lua_tostring(L, -3) : "?");
-        else
+        if (tg_lua_pcall(L, 1, 1) != 0 || !lua_isstring(L, -1)) {
             rc = fail("Failed parsing:\n%s", lua_tostring(L, -1));
+        } else {
+            /* the loader's text may already carry Kong's "Failed parsing:" line */
+            const char *text = lua_tostring(L, -1);
+            bool has = strncmp(text, "Failed parsing:", 15) == 0;
+            rc = fail("%s%s", has ? "" : "Failed parsing:\n", text);
+        }
     } else {
         say("parse successful");
         rc = 0;
