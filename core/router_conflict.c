@@ -1,19 +1,22 @@
 /* router_conflict.c: the workspace conflict check (seeds/001, issue "Router").
  *
- * Two routes of different workspaces conflict when some combination of their hosts x paths x
- * methods would send one's traffic to the other and the seed's host rules say so:
- *   - methods overlap when either route has none or they share one;
- *   - paths: a route without paths takes every path; two prefixes collide when one is a
- *     prefix of the other; a regex and a prefix collide when the regex (anchored, as routed)
- *     matches the prefix's literal text; two regexes collide when they are equal once their
- *     capture-group names are erased (`/a/(?<id>\d+)` and `/a/(?<id_2>\d+)` collide). Any
- *     other pair of regexes is reported as not colliding (deciding whether two regexes share a
- *     match is not attempted);
- *   - hosts: a route without hosts conflicts (it captures every host); otherwise some host of
- *     one must equal a host of the other, wildcard to wildcard or absolute to absolute
- *     (case-insensitive; ports equal or one side without a port). A wildcard that merely covers
- *     an absolute host of the other route, or two different wildcards, do not conflict.
- * Routes of the same workspace never conflict.
+ * Two routes A and B of different workspaces conflict when one would take a request made of
+ * the other's values — every combination of its hosts x paths x methods, a missing field
+ * giving a request without host, with path "/", without method (as Kong probes its router
+ * with a new route's values) — and the seed's host rules say so:
+ *   - methods: B without methods takes any; otherwise it needs one of A's methods;
+ *   - paths: B without paths takes any; B's prefix takes A's prefix that starts with it (so,
+ *     both ways round, two prefixes collide when one is a prefix of the other); a regex and a prefix collide when the regex (anchored, as routed) matches the
+ *     prefix's literal text; two regexes collide when they are equal once their capture-group
+ *     names are erased (`/a/(?<id>\d+)` and `/a/(?<id_2>\d+)` collide, which Kong misses).
+ *     Any other pair of regexes is reported as not colliding (whether two regexes share a
+ *     match is not decided);
+ *   - hosts: B without hosts conflicts (it captures every host); otherwise a host of A must
+ *     equal a host of B, wildcard to wildcard or absolute to absolute (case-insensitive;
+ *     ports equal or one side without a port). A wildcard that merely covers an absolute host
+ *     of the other route, or two different wildcards, do not conflict; a route without hosts
+ *     makes requests without a host, which B with hosts never takes.
+ * Routes of the same workspace never conflict. The check runs both ways (A into B, B into A).
  *
  * find_conflict indexes the routes by (host, path): a conflict needs a shared host key or a
  * route without hosts, and colliding paths are found in a sorted key array (every prefix of a
@@ -49,12 +52,13 @@ static size_t host_key(const char *h, char *out, size_t cap, int *port)
     return n;
 }
 
-/* The seed's host rules for two routes whose paths and methods overlap: a route without
- * hosts conflicts; otherwise some host of one must equal a host of the other, wildcard to
- * wildcard or absolute to absolute (ports equal, or one of them without a port). */
-static bool hosts_conflict(const tg_route_def_t *a, const tg_route_def_t *b)
+/* The seed's host rules, for B capturing a request made of A's values: B without hosts
+ * conflicts; otherwise some host of A must equal a host of B, wildcard to wildcard or
+ * absolute to absolute (ports equal, or one of them without a port). A request made from a
+ * route without hosts carries no host, which a route with hosts never matches. */
+static bool hosts_capture(const tg_route_def_t *a, const tg_route_def_t *b)
 {
-    if (!a->nhosts || !b->nhosts)
+    if (!b->nhosts)
         return true;
     for (size_t i = 0; i < a->nhosts; i++) {
         char ka[300];
@@ -71,9 +75,11 @@ static bool hosts_conflict(const tg_route_def_t *a, const tg_route_def_t *b)
     return false;
 }
 
-static bool methods_overlap(const tg_route_def_t *a, const tg_route_def_t *b)
+/* B matches a request made with A's methods (none: a request with no method, which a route
+ * with methods never matches). */
+static bool methods_capture(const tg_route_def_t *a, const tg_route_def_t *b)
 {
-    if (!a->nmethods || !b->nmethods)
+    if (!b->nmethods)
         return true;
     for (size_t i = 0; i < a->nmethods; i++)
         for (size_t j = 0; j < b->nmethods; j++)
@@ -135,13 +141,14 @@ static bool regex_matches_literal(const char *re, const char *lit)
     return rc >= 0;
 }
 
-static bool path_collide(const char *a, const char *b)
+/* B's path `b` takes a request for A's path `a`: a prefix b takes a literal a that starts
+ * with it; a regex and a prefix collide when the regex matches the prefix's literal text
+ * (either way round); two regexes when their shapes are equal. */
+static bool path_captures(const char *a, const char *b)
 {
     bool ra = a[0] == '~', rb = b[0] == '~';
-    if (!ra && !rb) {
-        size_t la = strlen(a), lb = strlen(b);
-        return strncmp(a, b, la < lb ? la : lb) == 0;
-    }
+    if (!ra && !rb)
+        return strncmp(a, b, strlen(b)) == 0;
     if (ra && rb) {
         char sa[1024], sb[1024];
         regex_shape(a + 1, sa, sizeof(sa));
@@ -151,14 +158,18 @@ static bool path_collide(const char *a, const char *b)
     return ra ? regex_matches_literal(a + 1, b) : regex_matches_literal(b + 1, a);
 }
 
-static bool paths_collide(const tg_route_def_t *a, const tg_route_def_t *b)
+/* B matches a request made with A's paths (none: the path "/"); B without paths takes any. */
+static bool paths_capture(const tg_route_def_t *a, const tg_route_def_t *b)
 {
-    if (!a->npaths || !b->npaths)
+    if (!b->npaths)
         return true;
-    for (size_t i = 0; i < a->npaths; i++)
-        for (size_t j = 0; j < b->npaths; j++)
-            if (path_collide(a->paths[i], b->paths[j]))
+    for (size_t j = 0; j < b->npaths; j++) {
+        if (!a->npaths && path_captures("/", b->paths[j]))
+            return true;
+        for (size_t i = 0; i < a->npaths; i++)
+            if (path_captures(a->paths[i], b->paths[j]))
                 return true;
+    }
     return false;
 }
 
@@ -167,9 +178,15 @@ static bool same_ws(const tg_route_def_t *a, const tg_route_def_t *b)
     return strcmp(a->ws_id ? a->ws_id : "", b->ws_id ? b->ws_id : "") == 0;
 }
 
+/* B, in another workspace, would take a request made of A's hosts x paths x methods. */
+static bool captures(const tg_route_def_t *a, const tg_route_def_t *b)
+{
+    return hosts_capture(a, b) && methods_capture(a, b) && paths_capture(a, b);
+}
+
 static bool pair_conflict(const tg_route_def_t *a, const tg_route_def_t *b)
 {
-    return !same_ws(a, b) && methods_overlap(a, b) && hosts_conflict(a, b) && paths_collide(a, b);
+    return !same_ws(a, b) && (captures(a, b) || captures(b, a));
 }
 
 int tg_router_conflicts_with(const tg_route_def_t *candidate, const tg_route_def_t *defs,

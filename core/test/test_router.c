@@ -730,8 +730,11 @@ TEST(router_workspace_conflicts)
         /* the other route has no host */
         {{.name = "a", .ws = "w1", .paths = {"/x"}},
          {.name = "b", .ws = "w2", .hosts = {"b.com"}, .paths = {"/x"}}, true},
+        {{.name = "a", .ws = "w1", .hosts = {"a.com"}, .paths = {"/x/y"}},
+         {.name = "b", .ws = "w2", .paths = {"/x"}}, true},
+        /* b never takes a request made of a's values (a.com, /x), and b's carry no host */
         {{.name = "a", .ws = "w1", .hosts = {"a.com"}, .paths = {"/x"}},
-         {.name = "b", .ws = "w2", .paths = {"/x/y"}}, true},
+         {.name = "b", .ws = "w2", .paths = {"/x/y"}}, false},
         /* both wildcards, equal / different */
         {{.name = "a", .ws = "w1", .hosts = {"*.ex.com"}},
          {.name = "b", .ws = "w2", .hosts = {"*.EX.com"}}, true},
@@ -775,9 +778,19 @@ TEST(router_workspace_conflicts)
          {.name = "b", .ws = "w2", .paths = {"/x"}, .methods = {"PUT"}}, true},
         {{.name = "a", .ws = "w1", .paths = {"/x"}},
          {.name = "b", .ws = "w2", .paths = {"/x"}, .methods = {"PUT"}}, true},
+        /* a route without paths makes requests for "/": a hostless "/m" never takes them,
+         * and its own requests carry no host */
+        {{.name = "a", .ws = "w1", .paths = {"/m"}},
+         {.name = "b", .ws = "w2", .hosts = {"ws-b.test"}}, false},
+        {{.name = "a", .ws = "w1", .paths = {"/"}},
+         {.name = "b", .ws = "w2", .hosts = {"ws-b.test"}}, true},
+        {{.name = "a", .ws = "w1", .paths = {"~/(index)?$"}},
+         {.name = "b", .ws = "w2", .hosts = {"ws-b.test"}}, true},
+        {{.name = "a", .ws = "w1", .hosts = {"h.com"}},
+         {.name = "b", .ws = "w2", .hosts = {"h.com"}, .paths = {"/m"}}, true},
     };
     for (size_t i = 0; i < TG_ARRAY_SIZE(T); i++) {
-        rs_t pair[3] = {{.name = "z", .ws = "w3", .hosts = {"zzz.com"}, .paths = {"/zzz"}}, T[i].a,
+        rs_t pair[3] = {{.name = "z", .ws = "w1", .hosts = {"zzz.com"}, .paths = {"/zzz"}}, T[i].a,
                         T[i].b};
         fixture_t f = make_defs(pair, 3);
         size_t a = 9, b = 9;
