@@ -22,6 +22,16 @@
  * which Kong settles by route id, are settled here by created_at (older first), then
  * position in the config, then the path's index in the route.
  *
+ * tollgate: departures from Kong 3.10 (whose traditional_compatible router runs Rust regexes
+ * through ATC):
+ *   - regex paths and `~*` header values are PCRE2 (JIT, match limit 100000, depth 10000; a
+ *     regex that hits a limit does not match), so lookarounds and backreferences work;
+ *   - a `~*` header regex is compiled caseless as written; Kong lower-cases the pattern
+ *     itself, which turns `\D`, `\W`, `\S` into `\d`, `\w`, `\s`;
+ *   - a negative regex_priority ranks below 0 among regexes; Kong's unsigned shift lets it
+ *     spill into the higher priority bits;
+ *   - equal priorities are settled by created_at, then config position, not by route id.
+ *
  * The router is immutable once built and may be shared by any number of threads. */
 #ifndef TG_ROUTER_H
 #define TG_ROUTER_H
