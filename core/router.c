@@ -623,7 +623,8 @@ static void parse_host(arena_t *a, const char *h, rhost_t *out, bool strip_dot)
 /* The literal text every match of an anchored regex starts with: the run before the first
  * metacharacter, less its last character when a quantifier that allows zero follows; nothing
  * when the pattern has an alternation anywhere. The index files regexes under it. */
-static uint32_t regex_literal_prefix(const char *re, size_t n)
+uint32_t tg__router_regex_literal_prefix(const char *re, size_t n);
+uint32_t tg__router_regex_literal_prefix(const char *re, size_t n)
 {
     if (memchr(re, '|', n))
         return 0;
@@ -679,7 +680,7 @@ static int copy_route(tg_router_t *r, const tg_route_def_t *d, route_t *rt, uint
         p->len = (uint32_t)n;
         p->regex = d->paths[i][0] == '~';
         if (p->regex) {
-            p->lit = regex_literal_prefix(p->s + 1, n - 1);
+            p->lit = tg__router_regex_literal_prefix(p->s + 1, n - 1);
             char msg[400];
             int rc = rx_compile(p->s + 1, n - 1, PCRE2_ANCHORED, &p->rx, a, true, msg,
                                 sizeof(msg));

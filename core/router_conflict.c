@@ -204,18 +204,12 @@ int tg_router_conflicts_with(const tg_route_def_t *candidate, const tg_route_def
     return 0;
 }
 
-/* The literal text every match of an anchored regex starts with (see router.c). */
+/* router.c: the literal text every match of an anchored regex starts with */
+uint32_t tg__router_regex_literal_prefix(const char *re, size_t n);
+
 static size_t literal_prefix(const char *re)
 {
-    size_t n = strlen(re);
-    if (memchr(re, '|', n))
-        return 0;
-    size_t i = 0;
-    while (i < n && !strchr("\\.^$|?*+()[]{}", re[i]))
-        i++;
-    if (i > 0 && i < n && (re[i] == '?' || re[i] == '*' || re[i] == '{'))
-        i--;
-    return i;
+    return tg__router_regex_literal_prefix(re, strlen(re));
 }
 
 /* one (group, path key) of a route; group 0 holds routes without hosts, group g > 0 the
