@@ -7,6 +7,7 @@
  * is validated and converted into tg_conf_t; all bad values are reported. */
 #include "conf.h"
 #include "log.h"
+#include "respond.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -25,6 +26,10 @@
 extern char **environ;
 
 #define TG_DEFAULT_PREFIX "/usr/local/tollgate"
+
+_Static_assert(TG_CONF_FMT_JSON == TG_FMT_JSON && TG_CONF_FMT_HTML == TG_FMT_HTML &&
+                   TG_CONF_FMT_XML == TG_FMT_XML && TG_CONF_FMT_TEXT == TG_FMT_TEXT,
+               "error_default_fmt must use respond.h's TG_FMT_* values");
 
 enum {
     K_STR,     /* any string */
