@@ -27,8 +27,10 @@ extern char **environ;
 
 #define TG_DEFAULT_PREFIX "/usr/local/tollgate"
 
-_Static_assert(TG_CONF_FMT_JSON == TG_FMT_JSON && TG_CONF_FMT_HTML == TG_FMT_HTML &&
-                   TG_CONF_FMT_XML == TG_FMT_XML && TG_CONF_FMT_TEXT == TG_FMT_TEXT,
+_Static_assert((int)TG_CONF_FMT_JSON == (int)TG_FMT_JSON &&
+                   (int)TG_CONF_FMT_HTML == (int)TG_FMT_HTML &&
+                   (int)TG_CONF_FMT_XML == (int)TG_FMT_XML &&
+                   (int)TG_CONF_FMT_TEXT == (int)TG_FMT_TEXT,
                "error_default_fmt must use respond.h's TG_FMT_* values");
 
 enum {
