@@ -70,6 +70,7 @@ struct tg_conn_s {
     char client_ip[INET6_ADDRSTRLEN]; /* after real_ip_header from a trusted peer */
     int state;
     tg_buf_t in, out;
+    tg_buf_t head; /* the current request's head, copied out of `in` */
     bool keepalive, close_after;
 
     /* the current request */
@@ -484,7 +485,15 @@ static void set_client_ip(tg_conn_t *c)
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
     if (!conf->real_ip_header || !tg_conf_ip_trusted(conf, (struct sockaddr *)&c->peer))
         return;
-    const tg_http_header_t *h = find_header(c->req.headers, c->req.num_headers, conf->real_ip_header);
+    char lname[128];
+    size_t ln = strlen(conf->real_ip_header);
+    if (ln >= sizeof(lname))
+        return;
+    for (size_t i = 0; i < ln; i++) {
+        char ch = conf->real_ip_header[i];
+        lname[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    const tg_http_header_t *h = tg_http_header_find(c->req.headers, c->req.num_headers, lname, ln);
     if (!h || !h->value_len)
         return;
     /* X-Forwarded-For style lists: the last address, or with
@@ -721,6 +730,34 @@ static int build_upstream_head(tg_conn_t *c)
     return 0;
 }
 
+static const char *rebase(const char *p, const char *from, const char *to)
+{
+    return p ? to + (p - from) : NULL;
+}
+
+/* The parsed slices point into c->in, which later reads compact or move:
+ * copy the head into its own buffer (reused across requests) and move the
+ * slices there. */
+static int keep_head(tg_conn_t *c)
+{
+    const char *from = tg_buf_start(&c->in);
+    tg_buf_reset(&c->head);
+    if (tg_buf_append(&c->head, from, c->head_len) != 0)
+        return TG_ENOMEM;
+    const char *to = c->head.data;
+    tg_http_request_t *r = &c->req;
+    r->method = rebase(r->method, from, to);
+    r->target = rebase(r->target, from, to);
+    r->path = rebase(r->path, from, to);
+    r->query = rebase(r->query, from, to);
+    r->host = rebase(r->host, from, to);
+    for (size_t i = 0; i < r->num_headers; i++) {
+        r->headers[i].name = rebase(r->headers[i].name, from, to);
+        r->headers[i].value = rebase(r->headers[i].value, from, to);
+    }
+    return 0;
+}
+
 /* Parses the head in c->in and decides what happens to the request. */
 static void start_request(tg_conn_t *c)
 {
@@ -748,6 +785,11 @@ static void start_request(tg_conn_t *c)
         return;
     }
     c->head_len = (size_t)rc;
+    if (keep_head(c) != 0) {
+        c->req.num_headers = 0;
+        respond_error(c, 500, NULL, false, true);
+        return;
+    }
     c->keepalive = c->req.keepalive;
     c->head_request = ieq(c->req.method, c->req.method_len, "head");
     set_client_ip(c);
@@ -1691,9 +1733,9 @@ void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, sockle
     tg_conn_t *c = w->free_conns;
     if (c) {
         w->free_conns = c->next;
-        tg_buf_t in = c->in, out = c->out, body = c->body, upout = c->upout;
+        tg_buf_t in = c->in, out = c->out, body = c->body, upout = c->upout, head = c->head;
         memset(c, 0, sizeof(*c));
-        c->in = in, c->out = out, c->body = body, c->upout = upout;
+        c->in = in, c->out = out, c->body = body, c->upout = upout, c->head = head;
         tg_buf_reset(&c->in);
         tg_buf_reset(&c->out);
     } else {

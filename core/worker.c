@@ -17,6 +17,29 @@ static tg_worker_t *workers;
 static int nworkers;
 static atomic_int nready;
 
+/* Every worker binds its own socket with SO_REUSEPORT, which would also let a
+ * second tollgate (another prefix, so another pid file) silently share the
+ * port. A plain bind first proves nobody else listens there. */
+static int probe_free(const tg_listen_t *l, char *err, size_t errlen)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (l->addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    int rc = bind(fd, (const struct sockaddr *)&l->addr, l->addrlen);
+    int e = errno;
+    close(fd);
+    if (rc != 0) {
+        snprintf(err, errlen, "proxy_listen: bind() to %s:%u failed (%d: %s)", l->host, l->port,
+                 e, strerror(e));
+        return TG_ERROR;
+    }
+    return 0;
+}
+
 static int open_listener(const tg_listen_t *l, char *err, size_t errlen)
 {
     int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -34,7 +57,8 @@ static int open_listener(const tg_listen_t *l, char *err, size_t errlen)
     if (l->deferred)
         setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) != 0) {
-        snprintf(err, errlen, "could not bind %s:%u: %s", l->host, l->port, strerror(errno));
+        snprintf(err, errlen, "proxy_listen: bind() to %s:%u failed (%d: %s)", l->host, l->port,
+                 errno, strerror(errno));
         close(fd);
         return -1;
     }
@@ -162,6 +186,9 @@ int tg_workers_start(const tg_conf_t *conf, int n, char *err, size_t errlen)
         n = 1;
     if (n > TG_MAX_WORKERS)
         n = TG_MAX_WORKERS;
+    for (size_t j = 0; j < conf->nproxy_listen; j++)
+        if (probe_free(&conf->proxy_listen[j], err, errlen) != 0)
+            return TG_ERROR;
     workers = calloc((size_t)n, sizeof(*workers));
     nworkers = n;
     for (int i = 0; i < n; i++) {

@@ -56,12 +56,15 @@ local PORT_BASE = tonumber(os.getenv("TOLLGATE_SPEC_PORT") or "9000")
 helpers.mock_upstream_protocol = "http"
 helpers.mock_upstream_host = "127.0.0.1"
 helpers.mock_upstream_hostname = "localhost"
-helpers.mock_upstream_port = 15555
-helpers.mock_upstream_ports = { 15555, 15556, 15557 }
-helpers.mock_upstream_url = "http://127.0.0.1:15555"
+-- TOLLGATE_SPEC_PORT moves the mock upstreams too (base + 6555), and
+-- TOLLGATE_SPEC_PREFIX the prefix, so two spec runs can share a machine.
+local MOCK_BASE = PORT_BASE + 6555
+helpers.mock_upstream_port = MOCK_BASE
+helpers.mock_upstream_ports = { MOCK_BASE, MOCK_BASE + 1, MOCK_BASE + 2 }
+helpers.mock_upstream_url = "http://127.0.0.1:" .. MOCK_BASE
 
 helpers.test_conf = {
-  prefix = helpers.root .. "/servroot",
+  prefix = os.getenv("TOLLGATE_SPEC_PREFIX") or (helpers.root .. "/servroot"),
   database = "off",
   proxy_listen = "127.0.0.1:" .. PORT_BASE,
   admin_listen = "127.0.0.1:" .. (PORT_BASE + 1),

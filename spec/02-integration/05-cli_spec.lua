@@ -37,7 +37,7 @@ describe("tollgate CLI", function()
       _format_version: "3.0"
       services:
       - name: echo
-        url: http://127.0.0.1:15555
+        url: http://127.0.0.1:]] .. helpers.mock_upstream_port .. "\n" .. [[
         routes:
         - name: r1
           paths: [ "/cli" ]
@@ -150,7 +150,7 @@ describe("tollgate CLI", function()
         _format_version: "3.0"
         services:
         - name: s
-          url: http://127.0.0.1:15555
+          url: http://127.0.0.1:]] .. helpers.mock_upstream_port .. "\n" .. [[
           routes:
           - paths: [ "nostartingslash" ]
       ]])

@@ -42,7 +42,7 @@ describe("mock upstream (tg_echo_server)", function()
     assert.equal(5, json.body_length)
     assert.equal("HTTP/1.1", json.http_version)
     assert.equal("127.0.0.1", json.remote_addr)
-    assert.equal("15555", res.headers["X-Echo-Server-Port"])
+    assert.equal(tostring(helpers.mock_upstream_port), res.headers["X-Echo-Server-Port"])
   end)
 
   it("keeps the connection alive across requests", function()
@@ -105,7 +105,7 @@ describe("mock upstream (tg_echo_server)", function()
   end)
 
   it("honours Expect: 100-continue", function()
-    local data = http.raw("127.0.0.1", 15555, {
+    local data = http.raw("127.0.0.1", helpers.mock_upstream_port, {
       "POST /anything HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n"
       .. "Connection: close\r\n\r\n", "ok" }, 2, 0.2)
     assert.matches("^HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", data)
@@ -123,14 +123,14 @@ describe("mock upstream (tg_echo_server)", function()
   end)
 
   it("closes without answering on /close", function()
-    local data, state = http.raw("127.0.0.1", 15555, "GET /close HTTP/1.1\r\nHost: x\r\n\r\n", 2)
+    local data, state = http.raw("127.0.0.1", helpers.mock_upstream_port, "GET /close HTTP/1.1\r\nHost: x\r\n\r\n", 2)
     assert.equal("", data)
     assert.equal("closed", state)
   end)
 
   it("counts complete requests only", function()
     assert(helpers.mock_upstream_reset())
-    http.raw("127.0.0.1", 15555, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", 0.3)
+    http.raw("127.0.0.1", helpers.mock_upstream_port, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", 0.3)
     assert.equal(0, helpers.mock_upstream_count())
     assert.res_status(200, assert(client:get("/anything")))
     assert.equal(1, helpers.mock_upstream_count())
@@ -142,7 +142,7 @@ describe("DB-less blueprints", function()
     local bp = blueprints.new(helpers)
     local s = bp.services:insert { name = "s1" }
     assert.equal("127.0.0.1", s.host)
-    assert.equal(15555, s.port)
+    assert.equal(helpers.mock_upstream_port, s.port)
     local r = bp.routes:insert { service = s, paths = { "/x" } }
     bp.plugins:insert { name = "key-auth", route = { id = r.id } }
     local u = bp.upstreams:insert { name = "u1" }

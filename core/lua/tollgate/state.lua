@@ -55,7 +55,7 @@ function state.load_declarative(files)
   local config, err_t = declarative.load_files(files)
   if not config then
     if type(err_t) == "table" then
-      return nil, "Failed parsing:\n" .. declarative.error_text(err_t)
+      return nil, declarative.error_text(err_t)
     end
     return nil, tostring(err_t)
   end
