@@ -457,14 +457,88 @@ static int cmd_health(args_t *a)
     return rc;
 }
 
+/* Loads the declarative files with the Lua loader, as the server would.
+ * Returns 0, or 1 after printing Kong's "Failed parsing:" text. */
+static int check_declarative(const tg_conf_t *c, char *const *files, size_t n)
+{
+    int rc = 1;
+    /* lua_package_path goes after tollgate's own paths, the order
+     * tg_lua_new_state(extra) documents. */
+    lua_State *L = tg_lua_new_state(NULL);
+    if (!L)
+        return fail("out of memory");
+    if (c->lua_package_path && *c->lua_package_path) {
+        lua_getglobal(L, "package");
+        lua_getfield(L, -1, "path");
+        lua_pushfstring(L, "%s;%s", lua_tostring(L, -1), c->lua_package_path);
+        lua_setfield(L, -3, "path");
+        lua_pop(L, 2);
+    }
+    if (tg_lua_require(L, "tollgate.declarative") != 0) {
+        rc = fail("%s", lua_tostring(L, -1));
+        lua_close(L);
+        return rc;
+    }
+    int mod = lua_gettop(L);
+    lua_getfield(L, mod, "load_files");
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, files[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    if (tg_lua_pcall(L, 1, 2) != 0) {
+        rc = fail("%s", lua_tostring(L, -1));
+    } else if (lua_isnil(L, -2)) {
+        /* Kong: error("Failed parsing:\n" .. err) */
+        lua_getfield(L, mod, "error_text");
+        lua_pushvalue(L, -2);
+        if (tg_lua_pcall(L, 1, 1) != 0 || !lua_isstring(L, -1)) {
+            rc = fail("Failed parsing:\n%s", lua_tostring(L, -1));
+        } else {
+            /* the loader's text may already carry Kong's "Failed parsing:" line */
+            const char *text = lua_tostring(L, -1);
+            bool has = strncmp(text, "Failed parsing:", 15) == 0;
+            rc = fail("%s%s", has ? "" : "Failed parsing:\n", text);
+        }
+    } else {
+        rc = 0;
+    }
+    lua_close(L);
+    return rc;
+}
+
+/* As Kong: -c names the configuration to reload with; with -p alone, the
+ * running node's own. The declarative config is checked here first, so a bad
+ * file is refused with Kong's text and the running node is never signalled;
+ * the server then re-reads the effective configuration (.tollgate_env) on
+ * SIGHUP. Keys other than declarative_config need a restart. */
 static int cmd_reload(args_t *a)
 {
+    char envp[PATH_MAX] = "";
+    if (a->prefix && !a->conf) {
+        snprintf(envp, sizeof(envp), "%s/.tollgate_env", a->prefix);
+        if (access(envp, R_OK) == 0)
+            a->conf = envp;
+    }
     tg_conf_t *c;
     if (running_conf(a, &c) != 0)
         return 1;
-    int rc = signal_instance(c, SIGHUP);
+    int rc = 1;
+    if (!tg_cli_running_pid(c->pid_file)) {
+        rc = fail("tollgate is not running in %s", c->prefix);
+        goto out;
+    }
+    if (c->database_off && c->ndeclarative_config > 0 &&
+        check_declarative(c, c->declarative_config, c->ndeclarative_config) != 0)
+        goto out;
+    if (a->conf != envp && tg_conf_write_env(c) != 0) {
+        rc = fail("could not write %s: %s", c->env_file, strerror(errno));
+        goto out;
+    }
+    rc = signal_instance(c, SIGHUP);
     if (rc == 0)
         say("tollgate reloaded");
+out:
     tg_conf_free(c);
     return rc;
 }
@@ -575,28 +649,6 @@ static int cmd_config(args_t *a)
         rc = fail("expected a declarative configuration file; see `tollgate config --help`");
         goto out;
     }
-    /* lua_package_path goes after tollgate's own paths, the order
-     * tg_lua_new_state(extra) documents. */
-    lua_State *L = tg_lua_new_state(NULL);
-    if (!L) {
-        rc = fail("out of memory");
-        goto out;
-    }
-    if (c->lua_package_path && *c->lua_package_path) {
-        lua_getglobal(L, "package");
-        lua_getfield(L, -1, "path");
-        lua_pushfstring(L, "%s;%s", lua_tostring(L, -1), c->lua_package_path);
-        lua_setfield(L, -3, "path");
-        lua_pop(L, 2);
-    }
-    if (tg_lua_require(L, "tollgate.declarative") != 0) {
-        rc = fail("%s", lua_tostring(L, -1));
-        lua_close(L);
-        goto out;
-    }
-    int mod = lua_gettop(L);
-    lua_getfield(L, mod, "load_files");
-    lua_createtable(L, 1, 0);
     char abs[PATH_MAX];
     if (a->pos[1][0] == '/' || !getcwd(abs, sizeof(abs)))
         snprintf(abs, sizeof(abs), "%s", a->pos[1]);
@@ -604,27 +656,10 @@ static int cmd_config(args_t *a)
         size_t l = strlen(abs);
         snprintf(abs + l, sizeof(abs) - l, "/%s", a->pos[1]);
     }
-    lua_pushstring(L, abs);
-    lua_rawseti(L, -2, 1);
-    if (tg_lua_pcall(L, 1, 2) != 0) {
-        rc = fail("%s", lua_tostring(L, -1));
-    } else if (lua_isnil(L, -2)) {
-        /* Kong: error("Failed parsing:\n" .. err) */
-        lua_getfield(L, mod, "error_text");
-        lua_pushvalue(L, -2);
-        if (tg_lua_pcall(L, 1, 1) != 0 || !lua_isstring(L, -1)) {
-            rc = fail("Failed parsing:\n%s", lua_tostring(L, -1));
-        } else {
-            /* the loader's text may already carry Kong's "Failed parsing:" line */
-            const char *text = lua_tostring(L, -1);
-            bool has = strncmp(text, "Failed parsing:", 15) == 0;
-            rc = fail("%s%s", has ? "" : "Failed parsing:\n", text);
-        }
-    } else {
+    char *files[1] = {abs};
+    rc = check_declarative(c, files, 1);
+    if (rc == 0)
         say("parse successful");
-        rc = 0;
-    }
-    lua_close(L);
 out:
     tg_conf_free(c);
     return rc;

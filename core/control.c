@@ -7,10 +7,26 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static lua_State *CL;
 static const tg_conf_t *cconf;
+/* The declarative files in force: the start's, then those of the effective
+ * configuration a reload wrote (.tollgate_env). */
+static char **decl_files;
+static size_t ndecl_files;
+
+static void set_decl_files(char *const *files, size_t n)
+{
+    for (size_t i = 0; i < ndecl_files; i++)
+        free(decl_files[i]);
+    free(decl_files);
+    decl_files = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        decl_files[i] = strdup(files[i]);
+    ndecl_files = n;
+}
 
 lua_State *tg_control_lua(void)
 {
@@ -95,9 +111,9 @@ static int load_declarative(char *err, size_t errlen)
         return TG_EINVAL;
     }
     lua_getfield(L, -1, "load_declarative");
-    lua_createtable(L, (int)cconf->ndeclarative_config, 0);
-    for (size_t i = 0; i < cconf->ndeclarative_config; i++) {
-        lua_pushstring(L, cconf->declarative_config[i]);
+    lua_createtable(L, (int)ndecl_files, 0);
+    for (size_t i = 0; i < ndecl_files; i++) {
+        lua_pushstring(L, decl_files[i]);
         lua_rawseti(L, -2, (int)i + 1);
     }
     if (tg_lua_pcall(L, 1, 2) != 0) {
@@ -133,6 +149,7 @@ int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, s
     lua_pop(CL, 1);
 
     tg_snapshot_publish(tg_snapshot_empty());
+    set_decl_files(conf->declarative_config, conf->ndeclarative_config);
     if (conf->database_off && conf->ndeclarative_config > 0)
         return load_declarative(err, errlen);
     return 0;
@@ -141,7 +158,16 @@ int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, s
 int tg_control_reload(void)
 {
     char err[8192];
-    if (!cconf->database_off || cconf->ndeclarative_config == 0)
+    if (!cconf->database_off)
+        return 0;
+    /* `tollgate reload -c` wrote the configuration to reload with */
+    tg_conf_t *fresh = NULL;
+    if (cconf->env_file && access(cconf->env_file, R_OK) == 0 &&
+        tg_conf_load(cconf->env_file, cconf->prefix, &fresh, err, sizeof(err)) == 0) {
+        set_decl_files(fresh->declarative_config, fresh->ndeclarative_config);
+        tg_conf_free(fresh);
+    }
+    if (ndecl_files == 0)
         return 0;
     if (load_declarative(err, sizeof(err)) != 0) {
         tg_log(TG_LOG_ERR, "reload refused, the running configuration stays: %s", err);
@@ -156,4 +182,5 @@ void tg_control_shutdown(void)
     if (CL)
         lua_close(CL);
     CL = NULL;
+    set_decl_files(NULL, 0);
 }

@@ -405,6 +405,10 @@ local function wait_ready(conf, prefix, fg_pid, timeout)
       local res = c:get("/status/ready")
       c:close()
       if res and res.status == 200 then return true end
+      -- Kong answers 503 on a node whose configuration is empty: it is up
+      if res and res.status == 503 and (res:read_body() or ""):find("empty configuration", 1, true) then
+        return true
+      end
     else
       local phost, pport = tostring(conf.proxy_listen):match("^%[?([^%]%s,]+)%]?:(%d+)")
       if phost == "0.0.0.0" then phost = "127.0.0.1" end
