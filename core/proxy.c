@@ -22,6 +22,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -68,6 +69,7 @@ struct tg_conn_s {
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port, local_port;
     char client_ip[INET6_ADDRSTRLEN]; /* after real_ip_header from a trusted peer */
+    char pp_ip[INET6_ADDRSTRLEN];     /* the PROXY protocol source, "" if none */
     int state;
     tg_buf_t in, out;
     tg_buf_t head; /* the current request's head, copied out of `in` */
@@ -485,6 +487,11 @@ static void set_client_ip(tg_conn_t *c)
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
     if (!conf->real_ip_header || !tg_conf_ip_trusted(conf, (struct sockaddr *)&c->peer))
         return;
+    if (strcasecmp(conf->real_ip_header, "proxy_protocol") == 0) {
+        if (c->pp_ip[0])
+            snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->pp_ip);
+        return;
+    }
     char lname[128];
     size_t ln = strlen(conf->real_ip_header);
     if (ln >= sizeof(lname))
@@ -654,13 +661,17 @@ static int build_upstream_head(tg_conn_t *c)
         tg_buf_append_lit(o, "\r\n");
     }
 
+    /* Kong: the client's X-Forwarded-For plus the TCP peer, or, without
+     * one, the client address (after real_ip_header) */
     n = snprintf(tmp, sizeof(tmp), "X-Real-IP: %s\r\nX-Forwarded-For: ", c->client_ip);
     tg_buf_append(o, tmp, (size_t)n);
     if (xff) {
         tg_buf_append(o, xff->value, xff->value_len);
         tg_buf_append_lit(o, ", ");
+        tg_buf_append_str(o, c->peer_ip);
+    } else {
+        tg_buf_append_str(o, c->client_ip);
     }
-    tg_buf_append_str(o, c->peer_ip);
     tg_buf_append_lit(o, "\r\n");
 
 #define XF(name, hdr, ...)                                                                         \
@@ -1471,15 +1482,13 @@ static void drive(tg_conn_t *c)
                 return;
             }
             tg_buf_consume(&c->in, (size_t)rc);
+            /* as nginx's $proxy_protocol_addr: the client address only
+             * through real_ip_header = proxy_protocol from a trusted peer */
             if (pp.has_addr) {
-                memcpy(&c->peer, &pp.src, sizeof(pp.src));
                 const void *a = pp.src.ss_family == AF_INET
                                     ? (const void *)&((struct sockaddr_in *)&pp.src)->sin_addr
                                     : (const void *)&((struct sockaddr_in6 *)&pp.src)->sin6_addr;
-                inet_ntop(pp.src.ss_family, a, c->peer_ip, sizeof(c->peer_ip));
-                c->peer_port = ntohs(pp.src.ss_family == AF_INET
-                                         ? ((struct sockaddr_in *)&pp.src)->sin_port
-                                         : ((struct sockaddr_in6 *)&pp.src)->sin6_port);
+                inet_ntop(pp.src.ss_family, a, c->pp_ip, sizeof(c->pp_ip));
             }
             c->state = S_HEAD;
             break;
