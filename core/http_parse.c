@@ -426,34 +426,42 @@ int tg_http_parse_request(const char *buf, size_t len, tg_http_request_t *req,
     size_t end = len < max_head ? len : max_head; /* the head must fit in buf[0..end) */
     perr_t e = {400, NULL};
 
+    /* Every decision depends only on buf[0..end) and on whether len > end,
+     * so that a prefix needs more bytes or fails the same way. */
+#define NEED_MORE()                                                                                \
+    return len > max_head ? (fail(&e, 494, "request head too large"), req_fail(req, &e))          \
+                          : TG_EAGAIN
+
     /* RFC 9112 2.2: empty lines (CRLF) before the request line are ignored */
     size_t s = 0;
-    while (s < len && buf[s] == '\r') {
-        if (s + 1 >= len)
-            return TG_EAGAIN;
+    while (s < end && buf[s] == '\r') {
+        if (s + 1 >= end)
+            NEED_MORE();
         if (buf[s + 1] != '\n')
             return fail(&e, 400, "bare CR before request line"), req_fail(req, &e);
         s += 2;
     }
-    if (s < len && buf[s] == '\n')
+    if (s >= end)
+        NEED_MORE();
+    if (buf[s] == '\n')
         return fail(&e, 400, "bare LF before request line"), req_fail(req, &e);
-    if (s > end)
-        return fail(&e, 494, "request head too large"), req_fail(req, &e);
 
-    size_t le = line_end(buf, s, len);
-    bool complete = le < len;
-    if (le - s > max_line)
+    size_t le = line_end(buf, s, end);
+    if (le - s > max_line) {
+        /* a malformed start is reported as such, a long but sane line as 414 */
+        if (parse_request_line(buf, s, s + max_line, false, req, &e) == PARSE_ERROR)
+            return req_fail(req, &e);
         return fail(&e, 414, "request line too long"), req_fail(req, &e);
-    int rc = parse_request_line(buf, s, le, complete, req, &e);
+    }
+    int rc = parse_request_line(buf, s, le, le < end, req, &e);
     if (rc == PARSE_ERROR)
         return req_fail(req, &e);
     if (rc == PARSE_AGAIN)
-        return len > max_head ? (fail(&e, 494, "request head too large"), req_fail(req, &e))
-                              : TG_EAGAIN;
+        NEED_MORE();
     if (buf[le] == '\n')
         return fail(&e, 400, "bare LF after request line"), req_fail(req, &e);
-    if (le + 1 >= len)
-        return TG_EAGAIN;
+    if (le + 1 >= end)
+        NEED_MORE();
     if (buf[le + 1] != '\n')
         return fail(&e, 400, "bare CR after request line"), req_fail(req, &e);
     if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0)
@@ -461,15 +469,12 @@ int tg_http_parse_request(const char *buf, size_t len, tg_http_request_t *req,
     if (parse_target(req, &e) < 0)
         return req_fail(req, &e);
 
-    long hl = le + 2 > end ? PARSE_AGAIN
-                           : parse_fields(buf, le + 2, end, headers, cap, &req->num_headers, &e);
+    long hl = parse_fields(buf, le + 2, end, headers, cap, &req->num_headers, &e);
     if (hl == PARSE_ERROR)
         return req_fail(req, &e);
-    if (hl == PARSE_AGAIN) {
-        if (len > max_head)
-            return fail(&e, 494, "request head too large"), req_fail(req, &e);
-        return TG_EAGAIN;
-    }
+    if (hl == PARSE_AGAIN)
+        NEED_MORE();
+#undef NEED_MORE
     if (request_semantics(req, &e) < 0)
         return req_fail(req, &e);
     return (int)hl;
