@@ -379,7 +379,7 @@ static int request_semantics(tg_http_request_t *req, perr_t *err)
         if (c == TE_BAD)
             return fail(err, 400, "malformed Transfer-Encoding");
         if (c != TE_CHUNKED)
-            return fail(err, 501, "unsupported Transfer-Encoding");
+            return fail(err, 400, "unsupported Transfer-Encoding");
         if (cl_seen)
             return fail(err, 400, "Content-Length with Transfer-Encoding");
         req->chunked = 1;

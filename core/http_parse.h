@@ -9,11 +9,19 @@
  *  - any duplicate Content-Length (even with equal values) or a comma list
  *    in it: 400;
  *  - Transfer-Encoding other than exactly "chunked" (one coding, any case,
- *    optional surrounding whitespace): 501 for an unknown or stacked coding
- *    ("gzip", "chunked, gzip", "gzip, chunked", "identity"), 400 for a
- *    malformed value ("chunked;foo", empty list members, bad tokens) and
- *    for two Transfer-Encoding headers;
- *  - CONNECT: 405 (tollgate does not tunnel);
+ *    optional surrounding whitespace): 400, whether the coding is unknown or
+ *    stacked ("gzip", "chunked, gzip", "gzip, chunked", "identity",
+ *    "xchunked") or the value malformed ("chunked;foo", empty members), and
+ *    for two Transfer-Encoding headers (nginx answers 501 to an unknown
+ *    coding, with no Kong error body; the integration specs expect 400);
+ *  - CONNECT: 405 (tollgate does not tunnel); authority-form targets
+ *    otherwise 400; absolute-form only for http/https, with a non-empty
+ *    authority and no userinfo; "*" only with OPTIONS;
+ *  - Host: one, non-empty, without whitespace, CTL, '/', backslash or '@'
+ *    (required on HTTP/1.1 even with an absolute-form target, whose
+ *    authority then wins);
+ *  - HTTP/0.9 simple requests ("GET /") and malformed versions: 400; a
+ *    well-formed version other than 1.0/1.1: 505;
  *  - Expect other than "100-continue": 417 (HTTP/1.1 only; ignored on 1.0).
  */
 #ifndef TG_HTTP_PARSE_H
@@ -55,7 +63,7 @@ typedef struct {
     unsigned expect_continue : 1; /* Expect: 100-continue */
     unsigned upgrade : 1;         /* Upgrade header and "upgrade" among Connection tokens */
     unsigned absolute_form : 1;   /* the target was absolute-form */
-    int error_status;             /* on TG_ERROR: 400, 405, 414, 417, 494, 501, 505 */
+    int error_status;             /* on TG_ERROR: 400, 405, 414, 417, 494, 505 */
     const char *error;            /* on TG_ERROR: a static string for the error log */
 } tg_http_request_t;
 
@@ -63,7 +71,9 @@ typedef struct {
  * offset of the first body byte or of the next pipelined request) when
  * complete, TG_EAGAIN when more bytes are needed (already TG_ERROR when len
  * exceeds a limit), TG_ERROR with error_status and error set when malformed.
- * Empty lines before the request line are refused (400). */
+ * Empty lines (CRLF) before the request line are skipped (RFC 9112 2.2) and
+ * count in the head length. A request line over max_request_line answers 414
+ * unless its first max_request_line bytes are already malformed (400). */
 int tg_http_parse_request(const char *buf, size_t len, tg_http_request_t *req,
                           const tg_http_limits_t *lim);
 

@@ -62,7 +62,7 @@ static void check_request(const char *buf, size_t len, const tg_http_limits_t *l
     if (rc == TG_ERROR) {
         int s = req.error_status;
         INV(req.error, "request error message");
-        INV(s == 400 || s == 405 || s == 414 || s == 417 || s == 494 || s == 501 || s == 505,
+        INV(s == 400 || s == 405 || s == 414 || s == 417 || s == 494 || s == 505,
             "request error status");
     }
     if (rc > 0) {
