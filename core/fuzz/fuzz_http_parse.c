@@ -104,7 +104,8 @@ static void check_request(const char *buf, size_t len, const tg_http_limits_t *l
         if (rc > 0 && n < (size_t)rc)
             INV(r == TG_EAGAIN, "request prefix of a good head is not EAGAIN");
         else
-            INV(r == TG_EAGAIN || (r == rc && (r != TG_ERROR || r2.error_status == req.error_status)),
+            INV(r == TG_EAGAIN ||
+                    (r == rc && (r != TG_ERROR || r2.error_status == req.error_status)),
                 "request prefix result differs");
     }
 }

@@ -166,7 +166,8 @@ static const req_case_t req_cases[] = {
     ERR("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: , chunked\r\n\r\n", 400),
     ERR("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding:\r\n\r\n", 400),
     ERR("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: \"chunked\"\r\n\r\n", 400),
-    ERR("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ERR("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n",
         400),
     /* Host */
     ERR(GET11 H11 "Host: b\r\n\r\n", 400),

@@ -177,7 +177,8 @@ TEST(respond_default_messages)
         const char *m = tg_respond_default_message(rows[i].status, buf, sizeof(buf));
         CHECK(m && strcmp(m, rows[i].msg) == 0, "status %d: %s", rows[i].status, m ? m : "NULL");
     }
-    ASSERT_STREQ(tg_respond_default_message(418, NULL, 0), "The upstream server responded with 418");
+    ASSERT_STREQ(tg_respond_default_message(418, NULL, 0),
+                 "The upstream server responded with 418");
 }
 
 TEST(respond_reason_phrases)
