@@ -88,7 +88,8 @@ typedef struct {
     unsigned chunked : 1;
     unsigned keepalive : 1; /* connection reusable after this response (version + Connection) */
     unsigned upgrade : 1;
-    unsigned no_body : 1; /* 1xx, 204, 304 (the caller also knows about HEAD) */
+    unsigned no_body : 1; /* 1xx, 204, 304: then chunked = 0, content_length = 0 (the
+                           * caller also knows about HEAD) */
     const char *error;
 } tg_http_response_t;
 
