@@ -7,9 +7,12 @@
  * the next pipelined request or close. Local answers (404, 503, parser
  * errors) use Kong's bodies from respond.c. */
 #include "proxy.h"
+#include "proxy_int.h"
 #include "buf.h"
 #include "http_parse.h"
 #include "log.h"
+#include "pdk.h"
+#include "plugins.h"
 #include "proxy_protocol.h"
 #include "respond.h"
 #include "router.h"
@@ -27,94 +30,6 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-enum {
-    S_PROXY_PROTO,
-    S_HEAD,
-    S_BODY,     /* buffering the request body */
-    S_CONNECT,  /* waiting for the upstream connect */
-    S_SEND,     /* sending the request (and streaming its body) */
-    S_RESP_HEAD,
-    S_RESP_BODY,
-    S_LOCAL,    /* flushing a locally generated answer */
-    S_TUNNEL,
-    S_CLOSING,  /* flushing, then close */
-};
-
-enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
-
-struct tg_upconn_s {
-    tg_upconn_t *next;
-    tg_worker_t *w;
-    int fd;
-    struct event rev, wev;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    tg_buf_t in;
-    int requests;
-    int64_t idle_since;
-    bool reused;
-    bool no_reuse; /* the response said close, or its end is the connection's */
-    tg_conn_t *owner;
-};
-
-struct tg_conn_s {
-    tg_conn_t *next, *prev;
-    tg_worker_t *w;
-    int fd;
-    struct event rev, wev;
-    bool rev_added, wev_added;
-    struct sockaddr_storage peer;
-    socklen_t peerlen;
-    char peer_ip[INET6_ADDRSTRLEN];
-    uint16_t peer_port, local_port;
-    char client_ip[INET6_ADDRSTRLEN]; /* after real_ip_header from a trusted peer */
-    char pp_ip[INET6_ADDRSTRLEN];     /* the PROXY protocol source, "" if none */
-    int state;
-    tg_buf_t in, out;
-    tg_buf_t head; /* the current request's head, copied out of `in` */
-    bool keepalive, close_after;
-
-    /* the current request */
-    tg_http_header_t headers[TG_PROXY_MAX_HEADERS];
-    tg_http_request_t req;
-    size_t head_len;
-    tg_snapshot_t *snap;
-    tg_route_t *route;
-    tg_router_match_t match;
-    char request_id[33];
-    int64_t t_start, t_upstream_start, t_upstream_first, t_proxy_done;
-    char path[8192];
-    size_t path_len;
-    int status;
-    uint64_t bytes_sent;
-
-    /* request body */
-    int body_mode;
-    int64_t body_left;
-    tg_http_chunked_t chunk;
-    tg_buf_t body;
-    int body_fd;
-    uint64_t body_total, body_file_off;
-    bool body_done, expect_sent;
-
-    /* upstream */
-    tg_upconn_t *up;
-    tg_target_t *target;
-    int tries;
-    bool fresh_only; /* after a stale pooled connection */
-    tg_buf_t upout;
-    bool request_sent_any;
-
-    /* response */
-    tg_http_header_t res_headers[TG_PROXY_MAX_HEADERS];
-    tg_http_response_t res;
-    int res_mode;
-    int64_t res_left;
-    tg_http_chunked_t res_chunk;
-    bool dechunk; /* HTTP/1.0 client, chunked upstream */
-    bool head_request;
-};
 
 /* ---------------------------------------------------------------- utils -- */
 
@@ -386,6 +301,101 @@ static void respond_redirect_https(tg_conn_t *c, int code)
     c->state = S_LOCAL;
 }
 
+/* Applies the response header edits made before the response existed. */
+static void apply_pending_resp(tg_conn_t *c)
+{
+    for (size_t i = 0; i < c->npending_resp; i++) {
+        const tg_http_header_t *h = &c->pending_resp[i];
+        tg_pdk_resp_set_header(c, h->name, h->name_len, h->value, h->value_len,
+                               c->pending_mode[i]);
+    }
+    c->npending_resp = 0;
+}
+
+/* Answers a plugin's kong.response.exit: its status, headers and body, after
+ * header_filter (as Kong, the filters and log still run). */
+static void respond_exit(tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    char tmp[512];
+    int n;
+    c->source = "exit";
+    c->status = c->exit_status;
+    c->resp_h = c->local_h;
+    c->resp_n = 0;
+    c->resp_cap = TG_ARRAY_SIZE(c->local_h);
+    apply_pending_resp(c);
+    if (c->plugins)
+        tg_plugins_run(c, TG_PHASE_HEADER_FILTER);
+    int status = c->status ? c->status : c->exit_status;
+    c->status = status;
+    if (c->body_mode != BODY_NONE && !c->body_done)
+        c->close_after = true;
+    n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %d %s\r\n", status, tg_http_reason(status));
+    tg_buf_append(&c->out, tmp, (size_t)n);
+    bool has_server = false;
+    for (size_t i = 0; i < c->resp_n; i++) {
+        const tg_http_header_t *h = &c->resp_h[i];
+        if (ieq(h->name, h->name_len, "content-length") ||
+            ieq(h->name, h->name_len, "connection") ||
+            ieq(h->name, h->name_len, "transfer-encoding"))
+            continue;
+        if (ieq(h->name, h->name_len, "server"))
+            has_server = true;
+        tg_buf_append(&c->out, h->name, h->name_len);
+        tg_buf_append_lit(&c->out, ": ");
+        tg_buf_append(&c->out, h->value, h->value_len);
+        tg_buf_append_lit(&c->out, "\r\n");
+    }
+    bool nobody = status == 204 || status == 304 || status < 200;
+    if (!nobody) {
+        n = snprintf(tmp, sizeof(tmp), "Content-Length: %zu\r\n", c->exit_body_len);
+        tg_buf_append(&c->out, tmp, (size_t)n);
+    }
+    if ((conf->headers & TG_HDR_SERVER) && !has_server)
+        tg_buf_append_lit(&c->out, "Server: " TG_SERVER_TOKEN "\r\n");
+    if (conf->headers & TG_HDR_RESPONSE_LATENCY) {
+        n = snprintf(tmp, sizeof(tmp), "X-Kong-Response-Latency: %lld\r\n",
+                     (long long)(now_ms() - c->t_start));
+        tg_buf_append(&c->out, tmp, (size_t)n);
+    }
+    if (conf->headers & TG_HDR_REQUEST_ID) {
+        n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
+        tg_buf_append(&c->out, tmp, (size_t)n);
+    }
+    if (c->close_after || !c->keepalive)
+        tg_buf_append_lit(&c->out, "Connection: close\r\n");
+    tg_buf_append_lit(&c->out, "\r\n");
+    if (!nobody && !c->head_request && c->exit_body_len)
+        tg_buf_append(&c->out, c->exit_body, c->exit_body_len);
+    c->resp_h = NULL;
+    c->state = S_LOCAL;
+}
+
+/* The access phase: true when the request goes on to the upstream. */
+static bool run_access(tg_conn_t *c)
+{
+    int st = tg_plugins_run(c, TG_PHASE_ACCESS);
+    if (st == 500) {
+        /* Kong: JSON whatever Accept says, no request_id (KONG_COMPAT.md) */
+        static const char body[] = "{\"message\":\"An unexpected error occurred\"}";
+        c->exit_status = 500;
+        c->exit_body = body;
+        c->exit_body_len = sizeof(body) - 1;
+        c->npending_resp = 0;
+        tg_pdk_resp_set_header(c, "Content-Type", 12, "application/json; charset=utf-8", 31,
+                               TG_HDR_SET);
+        respond_exit(c);
+        c->source = "error";
+        return false;
+    }
+    if (c->exit_status) {
+        respond_exit(c);
+        return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------ lifecycle -- */
 
 static void request_done(tg_conn_t *c);
@@ -455,10 +465,22 @@ static void reset_request(tg_conn_t *c)
     memset(&c->res_chunk, 0, sizeof(c->res_chunk));
     c->dechunk = false;
     c->head_request = false;
+    c->access_done = false;
+    tg_plugins_request_done(c);
+}
+
+/* The log phase, once, after the last byte (or the connection's end). */
+static void run_log_phase(tg_conn_t *c)
+{
+    if (c->plugins && !c->logged) {
+        c->logged = true;
+        tg_plugins_run(c, TG_PHASE_LOG);
+    }
 }
 
 static void request_done(tg_conn_t *c)
 {
+    run_log_phase(c);
     if (c->t_start) {
         atomic_fetch_add_explicit(&tg_stats.total_requests, 1, memory_order_relaxed);
         log_access(c);
@@ -602,17 +624,29 @@ static int build_upstream_head(tg_conn_t *c)
     int n;
 
     char upath[8192];
-    int ulen = tg_router_upstream_path(&c->match, c->path, c->path_len, s->path, s->path_len,
+    int ulen;
+    if (c->up_path) { /* kong.service.request.set_path */
+        ulen = (int)c->up_path_len;
+        memcpy(upath, c->up_path, c->up_path_len);
+    } else {
+        ulen = tg_router_upstream_path(&c->match, c->path, c->path_len, s->path, s->path_len,
                                        r->strip_path, upath, sizeof(upath));
+    }
     if (ulen < 0)
         return TG_ETOOLARGE;
 
-    tg_buf_append(o, c->req.method, c->req.method_len);
+    if (c->up_method)
+        tg_buf_append(o, c->up_method, c->up_method_len);
+    else
+        tg_buf_append(o, c->req.method, c->req.method_len);
     tg_buf_append_lit(o, " ");
     tg_buf_append(o, upath, (size_t)ulen);
-    if (c->req.query) {
+    if (c->up_query ? c->up_query_len > 0 : c->req.query != NULL) {
         tg_buf_append_lit(o, "?");
-        tg_buf_append(o, c->req.query, c->req.query_len);
+        if (c->up_query)
+            tg_buf_append(o, c->up_query, c->up_query_len);
+        else
+            tg_buf_append(o, c->req.query, c->req.query_len);
     }
     tg_buf_append_lit(o, " HTTP/1.1\r\nHost: ");
     if (r->preserve_host && c->req.host)
@@ -730,7 +764,10 @@ static int build_upstream_head(tg_conn_t *c)
     } else {
         tg_buf_append_lit(o, "Connection: keep-alive\r\n");
     }
-    if (c->body_mode == BODY_CHUNKED && !c->route->request_buffering) {
+    if (c->up_body_set) {
+        n = snprintf(tmp, sizeof(tmp), "Content-Length: %zu\r\n", c->up_body_len);
+        tg_buf_append(o, tmp, (size_t)n);
+    } else if (c->body_mode == BODY_CHUNKED && !c->route->request_buffering) {
         tg_buf_append_lit(o, "Transfer-Encoding: chunked\r\n");
     } else if (c->body_mode != BODY_NONE) {
         uint64_t len = c->route->request_buffering ? c->body_total : (uint64_t)c->req.content_length;
@@ -785,6 +822,7 @@ static void start_request(tg_conn_t *c)
         return;
     }
     c->t_start = now_ms();
+    c->t_start_wall = tg_pdk_now();
     tg_request_id_new(c->request_id);
     if (rc < 0) {
         tg_log(TG_LOG_INFO, "client %s sent an invalid request: %s", c->peer_ip,
@@ -827,6 +865,20 @@ static void start_request(tg_conn_t *c)
     }
     c->path_len = (size_t)plen;
 
+    /* global plugins' rewrite runs before the router (KONG_COMPAT.md) */
+    if (tg_plugins_active(w, 0)) {
+        c->plugins = true;
+        int st = tg_plugins_run(c, TG_PHASE_REWRITE);
+        if (st == 500) {
+            respond_error(c, 500, NULL, false, c->body_mode != BODY_NONE);
+            return;
+        }
+        if (c->exit_status) {
+            respond_exit(c);
+            return;
+        }
+    }
+
     tg_router_req_t rq = {
         .method = c->req.method,
         .method_len = c->req.method_len,
@@ -845,6 +897,9 @@ static void start_request(tg_conn_t *c)
         return;
     }
     c->route = c->match.data;
+    c->route_pos = c->route->pos;
+    if (tg_plugins_active(w, c->route_pos))
+        c->plugins = true;
     if (!c->match.protocol_ok) {
         /* an http request on an https-only route (KONG_COMPAT.md, "Errors") */
         int code = c->route->https_redirect_status_code;
@@ -991,8 +1046,14 @@ static void start_upstream(tg_conn_t *c)
         respond_error(c, 414, NULL, false, true);
         return;
     }
-    if (c->route->request_buffering && c->body_fd < 0 && tg_buf_used(&c->body))
+    if (c->up_body_set) {
+        /* kong.service.request.set_raw_body replaces what the client sent */
+        tg_buf_append(&c->upout, c->up_body, c->up_body_len);
+        if (!c->body_done)
+            c->close_after = true;
+    } else if (c->route->request_buffering && c->body_fd < 0 && tg_buf_used(&c->body)) {
         tg_buf_append(&c->upout, tg_buf_start(&c->body), tg_buf_used(&c->body));
+    }
     c->body_file_off = 0;
     c->request_sent_any = false;
     c->state = u->reused ? S_SEND : S_CONNECT;
@@ -1028,6 +1089,8 @@ static void upstream_failed(tg_conn_t *c, int status, const char *why)
  * from the client. Returns 0, or a status to fail with. */
 static int refill_upout(tg_conn_t *c)
 {
+    if (c->up_body_set)
+        return 0;
     if (c->route->request_buffering) {
         if (c->body_fd >= 0 && c->body_file_off < c->body_total) {
             if (tg_buf_reserve(&c->upout, 65536) != 0)
@@ -1048,6 +1111,8 @@ static bool request_fully_sent(tg_conn_t *c)
 {
     if (tg_buf_used(&c->upout))
         return false;
+    if (c->up_body_set)
+        return true;
     if (c->route->request_buffering)
         return c->body_fd < 0 || c->body_file_off >= c->body_total;
     return c->body_done;
@@ -1252,12 +1317,22 @@ static void response_started(tg_conn_t *c)
     if (!res->keepalive || c->res_mode == BODY_CLOSE)
         c->up->no_reuse = true;
 
-    n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %d ", res->status);
+    c->source = "service";
+    if (c->plugins) {
+        c->resp_h = c->res_headers;
+        c->resp_n = res->num_headers;
+        c->resp_cap = TG_PROXY_MAX_HEADERS;
+        apply_pending_resp(c);
+        tg_plugins_run(c, TG_PHASE_HEADER_FILTER);
+        res->num_headers = c->resp_n;
+        c->resp_h = NULL;
+    }
+    n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %d ", c->status);
     tg_buf_append(o, tmp, (size_t)n);
-    if (res->reason_len)
+    if (res->reason_len && c->status == res->status)
         tg_buf_append(o, res->reason, res->reason_len);
     else
-        tg_buf_append_str(o, tg_http_reason(res->status));
+        tg_buf_append_str(o, tg_http_reason(c->status));
     tg_buf_append_lit(o, "\r\n");
 
     const tg_http_header_t *conn_hdr = find_header(res->headers, res->num_headers, "connection");
@@ -1533,13 +1608,17 @@ static void drive(tg_conn_t *c)
             }
             c->state = S_CONNECT;
             c->up = NULL;
-            start_upstream(c);
-            if (c->state == S_CONNECT || c->state == S_SEND)
-                return;
             break;
         }
         case S_CONNECT:
             if (!c->up) {
+                /* access runs once the body is buffered (request_buffering),
+                 * or before it streams */
+                if (c->plugins && !c->access_done) {
+                    c->access_done = true;
+                    if (!run_access(c))
+                        break;
+                }
                 start_upstream(c);
                 if (c->state == S_CONNECT || c->state == S_SEND)
                     return;
@@ -1787,6 +1866,8 @@ void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, sockle
 static void conn_close(tg_conn_t *c)
 {
     tg_worker_t *w = c->w;
+    if (c->t_start)
+        run_log_phase(c);
     if (c->t_start && c->status)
         log_access(c), atomic_fetch_add_explicit(&tg_stats.total_requests, 1, memory_order_relaxed);
     if (c->up)

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "control.h"
 #include "log.h"
+#include "plugins.h"
 #include "proxy.h"
 #include "worker.h"
 
@@ -56,6 +57,12 @@ int tg_server_run(tg_conf_t *conf)
     tg_proxy_accesslog = tg_accesslog_open(conf->proxy_access_log);
 
     if (tg_control_init(cbase, conf, err, sizeof(err)) != 0) {
+        tg_log(TG_LOG_EMERG, "%s", err);
+        tg_cli_notify_ready(0, err);
+        return 1;
+    }
+    /* a plugin that cannot load refuses the start, with Kong's message */
+    if (tg_plugins_check(conf, err, sizeof(err)) != 0) {
         tg_log(TG_LOG_EMERG, "%s", err);
         tg_cli_notify_ready(0, err);
         return 1;

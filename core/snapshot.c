@@ -1,6 +1,7 @@
 /* snapshot.c: building, publishing and releasing configuration snapshots. */
 #include "snapshot.h"
 #include "log.h"
+#include "lua_vm.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -187,6 +188,7 @@ static void snapshot_free(tg_snapshot_t *s)
         free_service(&s->services[i]);
     free(s->routes);
     free(s->services);
+    free(s->lua_json);
     free(s);
 }
 
@@ -287,6 +289,7 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
         }
         tg_route_t *r = &s->routes[s->nroutes];
         tg_route_def_t *d = &defs[ndefs];
+        r->pos = (int)i;
         r->id = dupfield(L, t, "id");
         r->name = dupfield(L, t, "name");
         r->ws_id = dupfield(L, t, "ws_id");
@@ -307,6 +310,24 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
         ndefs++;
         lua_pop(L, 1);
     }
+
+    s->nroute_rows = nrt;
+    if (tg_lua_require(L, "tollgate.snapshot_json") != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        goto done;
+    }
+    lua_getfield(L, -1, "encode");
+    lua_pushvalue(L, idx);
+    if (tg_lua_pcall(L, 1, 2) != 0 || !lua_isstring(L, -2)) {
+        snprintf(err, errlen, "could not encode the configuration for the workers: %s",
+                 lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+        goto done;
+    }
+    size_t jl;
+    const char *j = lua_tolstring(L, -2, &jl);
+    s->lua_json = malloc(jl + 1);
+    memcpy(s->lua_json, j, jl + 1);
+    s->lua_json_len = jl;
 
     size_t bad = 0;
     rc = tg_router_build(defs, ndefs, &s->router, &bad, err, errlen);

@@ -50,6 +50,7 @@ typedef struct tg_route_s {
     bool strip_path, preserve_host, request_buffering, response_buffering;
     int https_redirect_status_code;
     int path_handling;
+    int pos; /* 1-based position among the config's routes (the runloop's key) */
 } tg_route_t;
 
 typedef struct tg_snapshot_s {
@@ -61,6 +62,9 @@ typedef struct tg_snapshot_s {
     size_t nroutes;
     tg_service_t *services;
     size_t nservices;
+    size_t nroute_rows;  /* routes in the config, disabled services' included */
+    char *lua_json;      /* tollgate.snapshot_json: what the workers' Lua needs */
+    size_t lua_json_len;
     /* per-worker in-flight request counts: written only by their worker */
     struct {
         uint32_t inflight;

@@ -1,6 +1,7 @@
 /* worker.c: worker threads, their listeners and their event queues. */
 #include "worker.h"
 #include "log.h"
+#include "plugins.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +82,7 @@ static void adopt_snapshot(tg_worker_t *w)
     }
     tg_snapshot_t *old = w->snap;
     w->snap = s;
+    tg_plugins_configure(w, s);
     if (w->router_cache) {
         tg_router_cache_free(w->router_cache);
         w->router_cache = tg_router_cache_new(1024);
@@ -170,6 +172,10 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "tg-worker-%d", w->id);
     pthread_setname_np(pthread_self(), name);
+    tg__pdk_set_worker(w->id);
+    char err[4096];
+    if (tg_plugins_worker_init(w, err, sizeof(err)) != 0)
+        tg_log(TG_LOG_CRIT, "worker %d: the plugin host failed to start: %s", w->id, err);
     adopt_snapshot(w);
     struct timeval tick = {0, 100 * 1000};
     struct event *drain = event_new(w->base, -1, EV_PERSIST, on_drain_tick, w);
@@ -177,6 +183,7 @@ static void *worker_main(void *arg)
     event_base_dispatch(w->base);
     event_free(drain);
     close_listeners(w);
+    tg_plugins_worker_close(w);
     return NULL;
 }
 

@@ -39,6 +39,12 @@ typedef struct tg_worker_s {
     size_t nidle_up;
     atomic_int stopping; /* 1 = graceful, 2 = fast */
     uint32_t rr; /* round-robin position */
+
+    /* the plugin host (plugins.c) */
+    struct lua_State *L;
+    int execute_ref, configure_ref, has_plugins_ref;
+    bool *plugin_pos; /* per route position (0 = global): may a plugin run */
+    size_t nplugin_pos;
 } tg_worker_t;
 
 /* Opens the listener sockets of every worker (so that bind errors are known

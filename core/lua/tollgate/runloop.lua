@@ -1,0 +1,332 @@
+-- tollgate.runloop: the worker side of the plugin host.
+--
+-- The core (core/plugins.c) calls, on each worker's own lua_State:
+--   runloop.init(configuration, worker_id, worker_count)  once, at start
+--   runloop.configure(json)                                once per snapshot
+--   runloop.execute(phase, route_pos)                      per request phase,
+--     in the request's coroutine (its exdata is the request)
+-- Plugins run in Kong's order (PRIORITY descending, then name descending) with
+-- Kong's precedence of scoped configurations. Each handler runs in its own
+-- coroutine, so kong.response.exit ends it on the spot (tollgate.ctx.EXIT).
+
+local cjson = require "cjson.safe"
+local ffi = require "ffi"
+
+local get_request = require "thread.exdata"
+local co_create = coroutine.create
+local co_resume = coroutine.resume
+local co_status = coroutine.status
+local traceback = debug.traceback
+local ipairs = ipairs
+local pairs = pairs
+local tostring = tostring
+
+ffi.cdef [[
+  typedef struct tg_conn_s tg_req_t;
+  void tg_pdk_log(int level, const char *msg, size_t len);
+  int tg_plugins_set_phase(tg_req_t *r, int phase);
+]]
+local C = ffi.C
+
+local LOG_ERR = 4
+
+local runloop = {}
+
+local ctx            -- tollgate.ctx
+local loaded         -- tollgate.plugins.load() result
+local by_position    -- route position -> { plugins for that route, sorted }
+local globals        -- plugins that apply to every request (no route/service/consumer)
+local consumer_scoped -- name -> list of instances with a consumer
+local routes, services
+local service_by_id
+
+-- phase names -> the TG_PHASE_* bits of core/pdk.h
+local PHASE_BITS = {
+  rewrite = 4, access = 8, response = 16, header_filter = 64, body_filter = 128, log = 256,
+}
+
+local function log_err(msg)
+  msg = tostring(msg)
+  C.tg_pdk_log(LOG_ERR, msg, #msg)
+end
+
+--- Called once per worker, before any request.
+-- Returns true, or true, "none" when no plugin is enabled (the core then
+-- drops this lua_State: requests never enter Lua), or nil, err.
+function runloop.init(configuration, worker_id, worker_count)
+  local ok, plugins = pcall(require, "tollgate.plugins")
+  if not ok then
+    -- without the loader only "bundled" (none bundled yet) and "off" work
+    for _, name in ipairs(configuration.plugins or {}) do
+      if name ~= "bundled" and name ~= "off" then
+        return nil, plugins
+      end
+    end
+    return true, "none"
+  end
+  local names = plugins.expand(configuration.plugins)
+  if #names == 0 then
+    return true, "none"
+  end
+  ctx = require "tollgate.ctx"
+  local ok_shim, shim = pcall(require, "tollgate.ngx_shim")
+  if ok_shim and type(shim) == "table" and shim.install then
+    shim.install()
+  end
+  _G.kong = require("kong.pdk").new(configuration)
+  local err
+  loaded, err = plugins.load(names)
+  if not loaded then
+    return nil, err
+  end
+  ctx.set_phase("init_worker")
+  for _, p in ipairs(loaded.sorted) do
+    if p.handler.init_worker then
+      local ok, e = xpcall(p.handler.init_worker, traceback, p.handler)
+      if not ok then
+        log_err("[" .. p.name .. "] init_worker failed: " .. tostring(e))
+      end
+    end
+  end
+  ctx.set_phase(nil)
+  return true
+end
+
+-- Kong's precedence for instances without a consumer: route+service, route,
+-- service, global.
+local function scope_rank(p)
+  local r, s = p.route ~= nil and p.route ~= cjson.null, p.service ~= nil and p.service ~= cjson.null
+  if r and s then return 4 end
+  if r then return 3 end
+  if s then return 2 end
+  return 1
+end
+
+local function id_of(ref)
+  return type(ref) == "table" and ref.id or nil
+end
+
+local function sort_instances(list)
+  table.sort(list, function(a, b)
+    if a.priority ~= b.priority then
+      return a.priority > b.priority
+    end
+    return a.name > b.name
+  end)
+  return list
+end
+
+--- Called once per snapshot with the JSON of tollgate.snapshot_json.
+function runloop.configure(json)
+  local cfg, err = cjson.decode(json)
+  if not cfg then
+    return nil, "invalid snapshot: " .. tostring(err)
+  end
+  routes = cfg.routes or {}
+  services = cfg.services or {}
+  service_by_id = {}
+  for _, s in ipairs(services) do
+    service_by_id[s.id] = s
+  end
+
+  -- per plugin name: the best instance for (route id, service id), no consumer
+  local by_route, by_service, by_route_service, global_by_name = {}, {}, {}, {}
+  consumer_scoped = {}
+  local configs_by_name = {}
+  for _, p in ipairs(cfg.plugins or {}) do
+    local plugin = loaded.by_name and loaded.by_name[p.name] or loaded[p.name]
+    if plugin then
+      local inst = { name = p.name, id = p.id, conf = p.config, handler = plugin.handler,
+                     priority = plugin.priority, route = id_of(p.route),
+                     service = id_of(p.service), consumer = id_of(p.consumer) }
+      configs_by_name[p.name] = configs_by_name[p.name] or {}
+      local cfgs = configs_by_name[p.name]
+      cfgs[#cfgs + 1] = p.config
+      if inst.consumer then
+        local l = consumer_scoped[p.name] or {}
+        l[#l + 1] = inst
+        consumer_scoped[p.name] = l
+      elseif inst.route and inst.service then
+        by_route_service[inst.route .. ":" .. inst.service .. ":" .. p.name] = inst
+      elseif inst.route then
+        by_route[inst.route .. ":" .. p.name] = inst
+      elseif inst.service then
+        by_service[inst.service .. ":" .. p.name] = inst
+      else
+        global_by_name[p.name] = inst
+      end
+    else
+      log_err("plugin '" .. tostring(p.name) .. "' is configured but not loaded")
+    end
+  end
+
+  globals = {}
+  for _, inst in pairs(global_by_name) do
+    globals[#globals + 1] = inst
+  end
+  sort_instances(globals)
+
+  by_position = {}
+  for pos, r in ipairs(routes) do
+    local rid, sid = r.id, id_of(r.service)
+    local list = {}
+    for _, p in ipairs(loaded.sorted) do
+      local n = p.name
+      local inst = (sid and by_route_service[rid .. ":" .. sid .. ":" .. n])
+                   or by_route[rid .. ":" .. n]
+                   or (sid and by_service[sid .. ":" .. n])
+                   or global_by_name[n]
+      if inst then
+        list[#list + 1] = inst
+      end
+    end
+    by_position[pos] = list
+  end
+
+  for _, p in ipairs(loaded.sorted) do
+    if p.handler.configure then
+      local ok, e = xpcall(p.handler.configure, traceback, p.handler, configs_by_name[p.name])
+      if not ok then
+        log_err("[" .. p.name .. "] configure failed: " .. tostring(e))
+      end
+    end
+  end
+  return true
+end
+
+--- Whether any plugin can run for a route position (0: before routing).
+function runloop.has_plugins(pos)
+  if pos == 0 then
+    return #globals > 0 or next(consumer_scoped) ~= nil
+  end
+  local l = by_position[pos]
+  return (l and #l > 0) or next(consumer_scoped) ~= nil
+end
+
+-- With an authenticated consumer: the consumer-scoped instance wins for its
+-- plugin name (route+service+consumer, route+consumer, service+consumer,
+-- consumer), else the one resolved without consumer.
+local function with_consumer(list, pos, consumer_id)
+  if not consumer_id or next(consumer_scoped) == nil then
+    return list
+  end
+  local r = routes[pos]
+  local rid, sid = r and r.id, r and id_of(r.service)
+  local out, seen = {}, {}
+  for name, insts in pairs(consumer_scoped) do
+    local best, rank = nil, 0
+    for _, inst in ipairs(insts) do
+      if inst.consumer == consumer_id then
+        local k
+        if inst.route and inst.service then
+          k = (inst.route == rid and inst.service == sid) and 4
+        elseif inst.route then
+          k = inst.route == rid and 3
+        elseif inst.service then
+          k = inst.service == sid and 2
+        else
+          k = 1
+        end
+        if k and k > rank then best, rank = inst, k end
+      end
+    end
+    if best then
+      out[#out + 1] = best
+      seen[name] = true
+    end
+  end
+  for _, inst in ipairs(list) do
+    if not seen[inst.name] then
+      out[#out + 1] = inst
+    end
+  end
+  return sort_instances(out)
+end
+
+local EXIT
+
+local function run_handler(req, inst, phase)
+  local fn = inst.handler[phase]
+  if not fn then
+    return true
+  end
+  ctx.set_current_plugin(req, inst.name, inst.id)
+  local co = co_create(fn)
+  local ok, res = co_resume(co, inst.handler, inst.conf)
+  if not ok then
+    log_err("[" .. inst.name .. "] " .. phase .. " failed: " .. traceback(co, tostring(res)))
+    return nil, "error"
+  end
+  if co_status(co) == "suspended" then
+    if res == EXIT then
+      return nil, "exit"
+    end
+    -- yielding for I/O is not supported yet (cosockets, timers: issue 11)
+    log_err("[" .. inst.name .. "] " .. phase .. " yielded, which is not supported yet")
+    return nil, "error"
+  end
+  return true
+end
+
+--- Runs one phase for the current request. Returns 0, or 500 when a plugin
+-- raised an error (the core answers it).
+function runloop.execute(phase, pos)
+  local req = get_request()
+  EXIT = EXIT or ctx.EXIT
+  local list
+  local shared = ctx.get(req)
+  if phase == "rewrite" or phase == "certificate" then
+    list = globals
+  elseif phase ~= "access" and shared.__tg_plugins then
+    list = shared.__tg_plugins -- as resolved in access (consumer included)
+  else
+    list = by_position[pos] or globals
+  end
+  C.tg_plugins_set_phase(req, PHASE_BITS[phase] or 0)
+  if phase == "access" and pos > 0 then
+    -- kong.router and the Kong fields plugins read from ngx.ctx
+    local route = routes[pos]
+    shared.route = route
+    shared.service = route and service_by_id[id_of(route.service) or ""] or nil
+  end
+  local consumer_id = nil
+  local i = 1
+  local current = list
+  while i <= #current do
+    local inst = current[i]
+    local ok, why = run_handler(req, inst, phase)
+    if not ok then
+      if phase == "access" then
+        shared.__tg_plugins = current
+      end
+      if why == "error" then
+        return 500
+      end
+      return 0 -- exit: the rest of the phase is skipped
+    end
+    if phase == "access" then
+      local c = shared.authenticated_consumer
+      local cid = type(c) == "table" and c.id or nil
+      if cid and cid ~= consumer_id then
+        consumer_id = cid
+        -- the plugins after this one, resolved again with the consumer
+        local rest = with_consumer(list, pos, cid)
+        local done = {}
+        for k = 1, i do done[current[k].name] = true end
+        local nxt = {}
+        for _, p in ipairs(current) do if done[p.name] then nxt[#nxt + 1] = p end end
+        for _, p in ipairs(rest) do if not done[p.name] then nxt[#nxt + 1] = p end end
+        current = nxt
+      end
+    end
+    i = i + 1
+  end
+  if phase == "access" then
+    shared.__tg_plugins = current
+  elseif phase == "log" then
+    ctx.clear(req)
+  end
+  return 0
+end
+
+return runloop

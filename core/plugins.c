@@ -1,0 +1,238 @@
+/* plugins.c: the plugin host's C side — the worker's lua_State and running a
+ * request phase in the request's coroutine. */
+#include "plugins.h"
+#include "log.h"
+#include "lua_vm.h"
+#include "pdk.h"
+#include "proxy_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- the per-request arena (proxy_int.h) ---- */
+
+char *tg__arena_dup(tg_arena_t *a, const char *p, size_t n)
+{
+    tg_arena_block_t *b = a->head;
+    if (!b || b->cap - b->used < n + 1) {
+        size_t cap = n + 1 > 4000 ? n + 1 : 4000;
+        tg_arena_block_t *nb = malloc(sizeof(*nb) + cap);
+        if (!nb)
+            return NULL;
+        nb->used = 0;
+        nb->cap = cap;
+        nb->next = b;
+        a->head = b = nb;
+    }
+    char *dst = b->data + b->used;
+    if (n)
+        memcpy(dst, p, n);
+    dst[n] = 0;
+    b->used += n + 1;
+    return dst;
+}
+
+void tg__arena_reset(tg_arena_t *a)
+{
+    /* keep the newest block for the next request */
+    tg_arena_block_t *b = a->head;
+    if (!b)
+        return;
+    tg_arena_block_t *rest = b->next;
+    b->next = NULL;
+    b->used = 0;
+    while (rest) {
+        tg_arena_block_t *n = rest->next;
+        free(rest);
+        rest = n;
+    }
+}
+
+/* ---- worker state ---- */
+
+static const char *phase_name(int phase)
+{
+    switch (phase) {
+    case TG_PHASE_REWRITE: return "rewrite";
+    case TG_PHASE_ACCESS: return "access";
+    case TG_PHASE_RESPONSE: return "response";
+    case TG_PHASE_HEADER_FILTER: return "header_filter";
+    case TG_PHASE_BODY_FILTER: return "body_filter";
+    case TG_PHASE_LOG: return "log";
+    }
+    return "?";
+}
+
+/* Requires tollgate.runloop and calls runloop.init(configuration, id, count).
+ * Leaves the runloop table on the stack. */
+static int runloop_init(lua_State *L, const tg_conf_t *conf, int id, int count, char *err,
+                        size_t errlen)
+{
+    if (tg_lua_require(L, "tollgate.runloop") != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        return TG_EINVAL;
+    }
+    lua_getfield(L, -1, "init");
+    tg_conf_push_lua(L, conf);
+    lua_pushinteger(L, id);
+    lua_pushinteger(L, count);
+    if (tg_lua_pcall(L, 3, 2) != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return TG_EINVAL;
+    }
+    if (!lua_toboolean(L, -2)) {
+        snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "plugins failed");
+        lua_pop(L, 2);
+        return TG_EINVAL;
+    }
+    int none = lua_isstring(L, -1) && !strcmp(lua_tostring(L, -1), "none");
+    lua_pop(L, 2);
+    return none ? 1 : 0;
+}
+
+int tg_plugins_check(const tg_conf_t *conf, char *err, size_t errlen)
+{
+    lua_State *L = tg_lua_new_state(conf->lua_package_path);
+    if (!L) {
+        snprintf(err, errlen, "out of memory");
+        return TG_ENOMEM;
+    }
+    int rc = runloop_init(L, conf, -1, 0, err, errlen);
+    lua_close(L);
+    return rc < 0 ? rc : 0;
+}
+
+int tg_plugins_worker_init(tg_worker_t *w, char *err, size_t errlen)
+{
+    lua_State *L = tg_lua_new_state(w->conf->lua_package_path);
+    if (!L) {
+        snprintf(err, errlen, "out of memory");
+        return TG_ENOMEM;
+    }
+    int rc = runloop_init(L, w->conf, w->id, tg_workers_count(), err, errlen);
+    if (rc != 0) {
+        /* 1: no plugin enabled, requests never enter Lua */
+        lua_close(L);
+        return rc < 0 ? rc : 0;
+    }
+    lua_getfield(L, -1, "execute");
+    w->execute_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "configure");
+    w->configure_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "has_plugins");
+    w->has_plugins_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    w->L = L;
+    return 0;
+}
+
+void tg_plugins_worker_close(tg_worker_t *w)
+{
+    if (w->L)
+        lua_close(w->L);
+    w->L = NULL;
+    free(w->plugin_pos);
+    w->plugin_pos = NULL;
+    w->nplugin_pos = 0;
+}
+
+int tg_plugins_configure(tg_worker_t *w, tg_snapshot_t *s)
+{
+    lua_State *L = w->L;
+    if (!L || !s->lua_json)
+        return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->configure_ref);
+    lua_pushlstring(L, s->lua_json, s->lua_json_len);
+    if (tg_lua_pcall(L, 1, 2) != 0 || !lua_toboolean(L, -2)) {
+        tg_log(TG_LOG_ERR, "worker %d: configuring plugins failed: %s", w->id,
+               lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+        lua_settop(L, 0);
+        return TG_EINVAL;
+    }
+    lua_settop(L, 0);
+    /* which route positions have plugins, asked once per snapshot so that a
+     * request without plugins never enters Lua */
+    free(w->plugin_pos);
+    w->nplugin_pos = s->nroute_rows + 1;
+    w->plugin_pos = calloc(w->nplugin_pos, sizeof(bool));
+    for (size_t i = 0; i < w->nplugin_pos; i++) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, w->has_plugins_ref);
+        lua_pushinteger(L, (lua_Integer)i);
+        if (lua_pcall(L, 1, 1, 0) == 0)
+            w->plugin_pos[i] = lua_toboolean(L, -1);
+        lua_settop(L, 0);
+    }
+    return 0;
+}
+
+bool tg_plugins_active(const tg_worker_t *w, int pos)
+{
+    return w->plugin_pos && pos >= 0 && (size_t)pos < w->nplugin_pos && w->plugin_pos[pos];
+}
+
+int tg_plugins_run(tg_conn_t *c, int phase)
+{
+    tg_worker_t *w = c->w;
+    lua_State *L = w->L;
+    if (!L)
+        return 0;
+    if (!c->co) {
+        c->co = lua_newthread(L);
+        c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_setexdata(c->co, c);
+    }
+    lua_State *co = c->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, w->execute_ref);
+    lua_pushstring(co, phase_name(phase));
+    lua_pushinteger(co, c->route_pos);
+    c->phase = phase;
+    int rc = lua_resume(co, 2);
+    c->phase = 0;
+    if (rc == 0) {
+        int st = (int)lua_tointeger(co, -1);
+        lua_settop(co, 0);
+        return st;
+    }
+    if (rc == LUA_YIELD) {
+        tg_log(TG_LOG_ERR, "%s phase yielded outside a plugin handler", phase_name(phase));
+    } else {
+        const char *msg = lua_tostring(co, -1);
+        luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
+        tg_log(TG_LOG_ERR, "%s phase failed: %s", phase_name(phase), lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    /* the coroutine is dead: drop it */
+    luaL_unref(L, LUA_REGISTRYINDEX, c->co_ref);
+    c->co = NULL;
+    return 500;
+}
+
+/* runloop.lua tells the core which phase runs (for the PDK's checks) */
+int tg_plugins_set_phase(tg_req_t *r, int phase)
+{
+    r->phase = phase;
+    return 0;
+}
+
+void tg_plugins_request_done(tg_conn_t *c)
+{
+    if (c->co) {
+        luaL_unref(c->w->L, LUA_REGISTRYINDEX, c->co_ref);
+        c->co = NULL;
+    }
+    tg__arena_reset(&c->arena);
+    c->plugins = false;
+    c->route_pos = 0;
+    c->up_path = c->up_query = c->up_method = c->up_body = NULL;
+    c->up_path_len = c->up_query_len = c->up_method_len = c->up_body_len = 0;
+    c->up_body_set = false;
+    c->exit_status = 0;
+    c->exit_body = NULL;
+    c->exit_body_len = 0;
+    c->npending_resp = 0;
+    c->resp_h = NULL;
+    c->resp_n = c->resp_cap = 0;
+    c->logged = false;
+    c->source = NULL;
+}

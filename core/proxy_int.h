@@ -1,0 +1,153 @@
+/* proxy_int.h: the proxy's connection and request state, shared by the
+ * proxy (proxy.c), the plugin host (plugins.c) and the PDK's C side (pdk.c).
+ * Internal to the core: nothing outside those files includes it. */
+#ifndef TG_PROXY_INT_H
+#define TG_PROXY_INT_H
+
+#include "buf.h"
+#include "http_parse.h"
+#include "proxy.h"
+#include "router.h"
+
+#include <arpa/inet.h>
+#include <event2/event_struct.h>
+#include <lua.h>
+
+/* Strings that plugins write (header values, paths): a per-request arena of
+ * blocks that never move, reset when the request ends. */
+typedef struct tg_arena_block_s {
+    struct tg_arena_block_s *next;
+    size_t used, cap;
+    char data[];
+} tg_arena_block_t;
+
+typedef struct {
+    tg_arena_block_t *head;
+} tg_arena_t;
+
+char *tg__arena_dup(tg_arena_t *a, const char *p, size_t n);
+void tg__arena_reset(tg_arena_t *a);
+
+enum {
+    S_PROXY_PROTO,
+    S_HEAD,
+    S_BODY,     /* buffering the request body */
+    S_CONNECT,  /* waiting for the upstream connect */
+    S_SEND,     /* sending the request (and streaming its body) */
+    S_RESP_HEAD,
+    S_RESP_BODY,
+    S_LOCAL,    /* flushing a locally generated answer */
+    S_TUNNEL,
+    S_CLOSING,  /* flushing, then close */
+};
+
+enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
+
+struct tg_upconn_s {
+    tg_upconn_t *next;
+    tg_worker_t *w;
+    int fd;
+    struct event rev, wev;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    tg_buf_t in;
+    int requests;
+    int64_t idle_since;
+    bool reused;
+    bool no_reuse; /* the response said close, or its end is the connection's */
+    tg_conn_t *owner;
+};
+
+struct tg_conn_s {
+    tg_conn_t *next, *prev;
+    tg_worker_t *w;
+    int fd;
+    struct event rev, wev;
+    bool rev_added, wev_added;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    char peer_ip[INET6_ADDRSTRLEN];
+    uint16_t peer_port, local_port;
+    char client_ip[INET6_ADDRSTRLEN]; /* after real_ip_header from a trusted peer */
+    char pp_ip[INET6_ADDRSTRLEN];     /* the PROXY protocol source, "" if none */
+    int state;
+    tg_buf_t in, out;
+    tg_buf_t head; /* the current request's head, copied out of `in` */
+    bool keepalive, close_after;
+
+    /* the current request */
+    tg_http_header_t headers[TG_PROXY_MAX_HEADERS];
+    tg_http_request_t req;
+    size_t head_len;
+    tg_snapshot_t *snap;
+    tg_route_t *route;
+    tg_router_match_t match;
+    char request_id[33];
+    int64_t t_start, t_upstream_start, t_upstream_first, t_proxy_done;
+    char path[8192];
+    size_t path_len;
+    int status;
+    uint64_t bytes_sent;
+
+    /* request body */
+    int body_mode;
+    int64_t body_left;
+    tg_http_chunked_t chunk;
+    tg_buf_t body;
+    int body_fd;
+    uint64_t body_total, body_file_off;
+    bool body_done, expect_sent;
+
+    /* upstream */
+    tg_upconn_t *up;
+    tg_target_t *target;
+    int tries;
+    bool fresh_only; /* after a stale pooled connection */
+    tg_buf_t upout;
+    bool request_sent_any;
+
+    /* response */
+    tg_http_header_t res_headers[TG_PROXY_MAX_HEADERS];
+    tg_http_response_t res;
+    int res_mode;
+    int64_t res_left;
+    tg_http_chunked_t res_chunk;
+    bool dechunk; /* HTTP/1.0 client, chunked upstream */
+    bool head_request;
+
+    /* the plugin host (plugins.c) and the PDK (pdk.c) */
+    lua_State *co;     /* the request's coroutine, NULL when no plugin ran */
+    int co_ref;        /* its anchor in the worker's registry */
+    int phase;         /* TG_PHASE_* while a phase runs */
+    int route_pos;     /* the route's 1-based position in the config, 0 before routing */
+    bool plugins;      /* plugins may run for this request */
+    bool access_done;
+    double t_start_wall; /* request start, seconds since the epoch */
+    tg_arena_t arena;  /* strings plugins wrote */
+    const char *up_path; /* kong.service.request.set_path, already escaped */
+    size_t up_path_len;
+    const char *up_query; /* set_raw_query, NULL when untouched */
+    size_t up_query_len;
+    const char *up_method;
+    size_t up_method_len;
+    const char *up_body; /* set_raw_body */
+    size_t up_body_len;
+    bool up_body_set;
+    int exit_status;   /* kong.response.exit: 0 when none */
+    const char *exit_body;
+    size_t exit_body_len;
+    /* response header edits made before the response exists (rewrite,
+     * access): applied to the upstream's or the exit's headers */
+    tg_http_header_t pending_resp[32];
+    uint8_t pending_mode[32];
+    size_t npending_resp;
+    /* the response headers header_filter works on */
+    tg_http_header_t *resp_h;
+    size_t resp_n, resp_cap;
+    tg_http_header_t local_h[40]; /* an exit's headers */
+    bool logged;
+    const char *source; /* "service", "exit" or "error" */
+};
+
+
+#endif
