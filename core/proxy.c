@@ -834,6 +834,18 @@ static void start_request(tg_conn_t *c)
         return;
     }
     c->head_len = (size_t)rc;
+    /* nginx's large_client_header_buffers: one header line must fit a buffer */
+    if (conf->max_header_line) {
+        for (size_t i = 0; i < c->req.num_headers; i++) {
+            if (c->req.headers[i].name_len + c->req.headers[i].value_len + 2 >
+                conf->max_header_line) {
+                c->req.num_headers = 0;
+                c->keepalive = false;
+                respond_error(c, 494, NULL, false, true);
+                return;
+            }
+        }
+    }
     if (keep_head(c) != 0) {
         c->req.num_headers = 0;
         respond_error(c, 500, NULL, false, true);
