@@ -217,7 +217,10 @@ static void respond_error(tg_conn_t *c, int status, const char *message, bool ru
     const char *accept = NULL;
     size_t accept_len = 0;
     if (c->req.num_headers) {
+        /* Kong's error handler: Accept, else the request's Content-Type */
         const tg_http_header_t *h = find_header(c->req.headers, c->req.num_headers, "accept");
+        if (!h && !runloop)
+            h = find_header(c->req.headers, c->req.num_headers, "content-type");
         if (h) {
             accept = h->value;
             accept_len = h->value_len;
