@@ -1029,6 +1029,7 @@ static int body_pump(tg_conn_t *c, tg_buf_t *sink)
 /* ---------------------------------------------------------- upstream io -- */
 
 static void upstream_failed(tg_conn_t *c, int status, const char *why);
+static void up_io(tg_conn_t *c, short what);
 
 static void start_upstream(tg_conn_t *c)
 {
@@ -1071,8 +1072,15 @@ static void start_upstream(tg_conn_t *c)
     }
     c->body_file_off = 0;
     c->request_sent_any = false;
-    c->state = u->reused ? S_SEND : S_CONNECT;
-    up_want(u, EV_WRITE, u->reused ? s->write_timeout : s->connect_timeout);
+    if (u->reused) {
+        /* a pooled connection is almost always writable: send now rather
+         * than arming a write event (an epoll_ctl each way) */
+        c->state = S_SEND;
+        up_io(c, EV_WRITE);
+        return;
+    }
+    c->state = S_CONNECT;
+    up_want(u, EV_WRITE, s->connect_timeout);
 }
 
 /* A failure before any response byte arrived: retry when that is safe (the

@@ -202,7 +202,13 @@ int tg_workers_start(const tg_conf_t *conf, int n, char *err, size_t errlen)
         tg_worker_t *w = &workers[i];
         w->id = i;
         w->conf = conf;
-        w->base = event_base_new();
+        /* the changelist folds the del/add pairs of one loop turn (an event
+         * that fired and is armed again) into nothing: no epoll_ctl */
+        struct event_config *cfg = event_config_new();
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+        w->base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
         if (!w->base) {
             snprintf(err, errlen, "event_base_new() failed");
             return TG_ERROR;
