@@ -65,39 +65,44 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg);
 static void on_client_write(evutil_socket_t fd, short what, void *arg);
 static void on_up_event(evutil_socket_t fd, short what, void *arg);
 
-static void client_want_read(tg_conn_t *c, int timeout_ms)
+/* The connection's one deadline (0: none). A timer update is a heap
+ * operation, never a system call. */
+static void set_deadline(tg_conn_t *c, int timeout_ms)
 {
-    struct timeval tv = ms_tv(timeout_ms);
-    event_add(&c->rev, timeout_ms > 0 ? &tv : NULL);
-    c->rev_added = true;
+    if (timeout_ms > 0) {
+        struct timeval tv = ms_tv(timeout_ms);
+        event_add(&c->timer, &tv);
+    } else {
+        event_del(&c->timer);
+    }
 }
 
-static void client_stop_read(tg_conn_t *c)
+static void client_want_read(tg_conn_t *c, int timeout_ms)
 {
-    if (c->rev_added) {
-        event_del(&c->rev);
-        c->rev_added = false;
+    set_deadline(c, timeout_ms);
+    if (c->read_pending) {
+        /* the edge came while we were not reading: run the callback again */
+        c->read_pending = false;
+        event_active(&c->rev, EV_READ, 0);
     }
 }
 
 static void client_want_write(tg_conn_t *c)
 {
-    struct timeval tv = ms_tv(c->w->conf->send_timeout_ms > 0 ? c->w->conf->send_timeout_ms : 60000);
-    event_add(&c->wev, &tv);
-    c->wev_added = true;
+    c->want_write = true;
+    set_deadline(c, c->w->conf->send_timeout_ms > 0 ? c->w->conf->send_timeout_ms : 60000);
 }
 
 static void up_want(tg_upconn_t *u, short what, int timeout_ms)
 {
-    struct timeval tv = ms_tv(timeout_ms);
-    if (what & EV_READ)
-        event_add(&u->rev, timeout_ms > 0 ? &tv : NULL);
-    else
-        event_del(&u->rev);
-    if (what & EV_WRITE)
-        event_add(&u->wev, timeout_ms > 0 ? &tv : NULL);
-    else
-        event_del(&u->wev);
+    tg_conn_t *c = u->owner;
+    if (c)
+        set_deadline(c, timeout_ms);
+    u->want_write = (what & EV_WRITE) != 0;
+    if ((what & EV_READ) && u->read_pending) {
+        u->read_pending = false;
+        event_active(&u->rev, EV_READ, 0);
+    }
 }
 
 /* --------------------------------------------------------- upstream pool -- */
@@ -106,16 +111,17 @@ static void up_free(tg_upconn_t *u)
 {
     event_del(&u->rev);
     event_del(&u->wev);
+    event_del(&u->idle_timer);
     if (u->fd >= 0)
         close(u->fd);
     tg_buf_free(&u->in);
     free(u);
 }
 
-static void on_idle_up_event(evutil_socket_t fd, short what, void *arg)
+/* A pooled connection that became readable (closed by the upstream) or
+ * stayed idle too long leaves the pool. */
+static void up_idle_drop(tg_upconn_t *u)
 {
-    /* an idle pooled connection became readable (closed by the upstream) or timed out */
-    tg_upconn_t *u = arg;
     tg_worker_t *w = u->w;
     tg_upconn_t **pp = &w->idle_up;
     while (*pp && *pp != u)
@@ -127,6 +133,11 @@ static void on_idle_up_event(evutil_socket_t fd, short what, void *arg)
     up_free(u);
 }
 
+static void on_up_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    up_idle_drop(arg);
+}
+
 static void up_release(tg_conn_t *c, bool reusable)
 {
     tg_upconn_t *u = c->up;
@@ -135,8 +146,8 @@ static void up_release(tg_conn_t *c, bool reusable)
     c->up = NULL;
     tg_worker_t *w = c->w;
     const tg_conf_t *conf = w->conf;
-    event_del(&u->rev);
-    event_del(&u->wev);
+    if (c->state != S_TUNNEL)
+        set_deadline(c, 0);
     u->requests++;
     if (!reusable || tg_buf_used(&u->in) > 0 || atomic_load(&w->stopping) ||
         (conf->upstream_keepalive_max_requests > 0 &&
@@ -158,11 +169,10 @@ static void up_release(tg_conn_t *c, bool reusable)
     tg_buf_reset(&u->in);
     u->owner = NULL;
     u->idle_since = now_ms();
-    event_assign(&u->rev, w->base, u->fd, EV_READ, on_idle_up_event, u);
     struct timeval tv = ms_tv(conf->upstream_keepalive_idle_timeout_ms > 0
                                   ? conf->upstream_keepalive_idle_timeout_ms
                                   : 60000);
-    event_add(&u->rev, &tv);
+    event_add(&u->idle_timer, &tv);
     u->next = w->idle_up;
     w->idle_up = u;
     w->nidle_up++;
@@ -175,9 +185,10 @@ static tg_upconn_t *up_take_idle(tg_worker_t *w, const tg_target_t *t)
         if (u->addrlen == t->addrlen && memcmp(&u->addr, &t->addr, t->addrlen) == 0) {
             *pp = u->next;
             w->nidle_up--;
-            event_del(&u->rev);
+            event_del(&u->idle_timer);
             u->next = NULL;
             u->reused = true;
+            u->read_pending = false;
             return u;
         }
     }
@@ -203,6 +214,11 @@ static tg_upconn_t *up_connect(tg_worker_t *w, const tg_target_t *t, int *err)
     u->fd = fd;
     memcpy(&u->addr, &t->addr, t->addrlen);
     u->addrlen = t->addrlen;
+    event_assign(&u->rev, w->base, fd, EV_READ | EV_ET | EV_PERSIST, on_up_event, u);
+    event_assign(&u->wev, w->base, fd, EV_WRITE | EV_ET | EV_PERSIST, on_up_event, u);
+    evtimer_assign(&u->idle_timer, w->base, on_up_idle_timer, u);
+    event_add(&u->rev, NULL);
+    event_add(&u->wev, NULL);
     return u;
 }
 
@@ -1055,8 +1071,6 @@ static void start_upstream(tg_conn_t *c)
     }
     u->owner = c;
     c->up = u;
-    event_assign(&u->rev, w->base, u->fd, EV_READ, on_up_event, c);
-    event_assign(&u->wev, w->base, u->fd, EV_WRITE, on_up_event, c);
     tg_buf_reset(&c->upout);
     if (build_upstream_head(c) != 0) {
         respond_error(c, 414, NULL, false, true);
@@ -1148,7 +1162,12 @@ static void response_started(tg_conn_t *c);
 static int up_recv(tg_conn_t *c)
 {
     tg_upconn_t *u = c->up;
-    for (int i = 0; i < 4; i++) {
+    /* edge-triggered: read until EAGAIN, or note that bytes were left */
+    for (;;) {
+        if (tg_buf_used(&u->in) > 4 * TG_PROXY_READ_AHEAD) {
+            u->read_pending = true;
+            return 1;
+        }
         if (tg_buf_reserve(&u->in, 16384) != 0)
             return -1;
         ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
@@ -1156,15 +1175,12 @@ static int up_recv(tg_conn_t *c)
             u->in.len += (size_t)n;
             if (!c->t_upstream_first)
                 c->t_upstream_first = now_ms();
-            if ((size_t)n < 16384)
-                return 1;
             continue;
         }
         if (n == 0)
             return 0;
         return errno == EAGAIN || errno == EINTR ? 1 : -1;
     }
-    return 1;
 }
 
 /* Sends as much of the request as the socket takes. 1 = all sent, 0 = wait,
@@ -1481,14 +1497,17 @@ static int response_pump(tg_conn_t *c)
 /* Reads what the client sent; returns -1 on EOF/error (connection to close). */
 static int client_read(tg_conn_t *c)
 {
-    for (int i = 0; i < 4; i++) {
+    /* edge-triggered: read until EAGAIN, or note that bytes were left */
+    for (;;) {
+        if (tg_buf_used(&c->in) > 4 * TG_PROXY_READ_AHEAD) {
+            c->read_pending = true;
+            return 0;
+        }
         if (tg_buf_reserve(&c->in, 16384) != 0)
             return -1;
         ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
         if (n > 0) {
             c->in.len += (size_t)n;
-            if ((size_t)n < 16384)
-                return 0;
             continue;
         }
         if (n == 0)
@@ -1497,7 +1516,6 @@ static int client_read(tg_conn_t *c)
             return 0;
         return -1;
     }
-    return 0;
 }
 
 /* Writes c->out; returns 1 when empty, 0 when blocked, -1 on error. */
@@ -1685,10 +1703,8 @@ static void drive(tg_conn_t *c)
                 request_done(c);
                 break;
             }
-            if (tg_buf_used(&c->out) > TG_PROXY_READ_AHEAD) {
-                event_del(&c->up->rev); /* bounded read-ahead */
-                return;
-            }
+            if (tg_buf_used(&c->out) > TG_PROXY_READ_AHEAD)
+                return; /* bounded read-ahead: the client's write edge resumes us */
             up_want(c->up, EV_READ, c->route->service->read_timeout);
             return;
         }
@@ -1728,26 +1744,19 @@ static void drive(tg_conn_t *c)
     }
 }
 
+static bool reading_state(const tg_conn_t *c)
+{
+    return c->state == S_TUNNEL || c->state == S_HEAD || c->state == S_BODY ||
+           c->state == S_PROXY_PROTO || c->state == S_SEND;
+}
+
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
     tg_conn_t *c = arg;
-    c->rev_added = false;
-    if (what & EV_TIMEOUT) {
-        if (c->state == S_HEAD && tg_buf_used(&c->in) == 0 && !c->t_start) {
-            conn_close(c); /* idle keepalive connection */
-            return;
-        }
-        if (c->state == S_HEAD || c->state == S_BODY) {
-            c->keepalive = false;
-            respond_error(c, 408, NULL, false, true);
-            drive(c);
-            return;
-        }
-        if (c->state == S_TUNNEL) {
-            client_want_read(c, 0);
-            return;
-        }
-        conn_close(c);
+    if (!reading_state(c)) {
+        /* pipelined bytes or a close wait in the socket until the current
+         * answer is done, so a client cannot make us buffer without bound */
+        c->read_pending = true;
         return;
     }
     if (client_read(c) < 0) {
@@ -1761,32 +1770,70 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
         c->keepalive = false;
         return;
     }
-    if (c->state == S_TUNNEL || c->state == S_HEAD || c->state == S_BODY ||
-        c->state == S_PROXY_PROTO || c->state == S_SEND) {
-        drive(c);
-        return;
-    }
-    /* pipelined bytes wait in c->in until the current answer is done; stop
-     * reading until then so a client cannot make us buffer without bound */
-    client_stop_read(c);
+    drive(c);
 }
 
 static void on_client_write(evutil_socket_t fd, short what, void *arg)
 {
     tg_conn_t *c = arg;
-    c->wev_added = false;
-    if (what & EV_TIMEOUT) {
-        conn_close(c);
+    if (!c->want_write)
         return;
-    }
+    c->want_write = false;
     drive(c);
+}
+
+/* The state's deadline passed. */
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    tg_conn_t *c = arg;
+    switch (c->state) {
+    case S_PROXY_PROTO:
+    case S_HEAD:
+        if (tg_buf_used(&c->in) == 0 && !c->t_start) {
+            conn_close(c); /* an idle keepalive connection */
+            return;
+        }
+        /* fall through */
+    case S_BODY:
+        c->keepalive = false;
+        respond_error(c, 408, NULL, false, true);
+        drive(c);
+        return;
+    case S_CONNECT:
+    case S_SEND:
+    case S_RESP_HEAD:
+        up_io(c, EV_TIMEOUT);
+        drive(c);
+        return;
+    case S_RESP_BODY:
+        if (!c->want_write) {
+            up_io(c, EV_TIMEOUT);
+            drive(c);
+            return;
+        }
+        break;
+    }
+    conn_close(c); /* the client took too long to take the answer */
 }
 
 static void on_up_event(evutil_socket_t fd, short what, void *arg)
 {
-    tg_conn_t *c = arg;
+    tg_upconn_t *up = arg;
+    tg_conn_t *c = up->owner;
+    if (!c) {
+        /* pooled: readable means closed by the upstream (or stray bytes) */
+        if (what & EV_READ)
+            up_idle_drop(up);
+        return;
+    }
     if (!c->up)
         return;
+    /* an edge-triggered socket reports free send space after every ACK:
+     * only a write edge we wait for is worth any work */
+    if (!(what & EV_READ) && !up->want_write && c->state != S_TUNNEL)
+        return;
+    if (what & EV_WRITE)
+        up->want_write = false;
     if (c->state == S_TUNNEL) {
         drive(c);
         return;
@@ -1798,14 +1845,16 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
             return;
         }
         tg_upconn_t *u = c->up;
-        for (int i = 0; i < 4; i++) {
+        for (;;) {
+            if (tg_buf_used(&c->out) + tg_buf_used(&u->in) > TG_PROXY_READ_AHEAD) {
+                u->read_pending = true; /* bounded read-ahead: resumed by up_want */
+                break;
+            }
             if (tg_buf_reserve(&u->in, 16384) != 0)
                 break;
             ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
             if (n > 0) {
                 u->in.len += (size_t)n;
-                if ((size_t)n < u->in.cap - u->in.len)
-                    break;
                 continue;
             }
             if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -1875,8 +1924,11 @@ void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, sockle
     }
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
     c->state = proxy_protocol ? S_PROXY_PROTO : S_HEAD;
-    event_assign(&c->rev, w->base, fd, EV_READ, on_client_read, c);
-    event_assign(&c->wev, w->base, fd, EV_WRITE, on_client_write, c);
+    event_assign(&c->rev, w->base, fd, EV_READ | EV_ET | EV_PERSIST, on_client_read, c);
+    event_assign(&c->wev, w->base, fd, EV_WRITE | EV_ET | EV_PERSIST, on_client_write, c);
+    evtimer_assign(&c->timer, w->base, on_conn_timer, c);
+    event_add(&c->rev, NULL);
+    event_add(&c->wev, NULL);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -1897,6 +1949,7 @@ static void conn_close(tg_conn_t *c)
         up_release(c, false);
     event_del(&c->rev);
     event_del(&c->wev);
+    event_del(&c->timer);
     close(c->fd);
     reset_request(c);
     if (c->prev)

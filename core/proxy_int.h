@@ -47,7 +47,11 @@ struct tg_upconn_s {
     tg_upconn_t *next;
     tg_worker_t *w;
     int fd;
+    /* registered once (edge-triggered, persistent): no epoll_ctl per request */
     struct event rev, wev;
+    struct event idle_timer; /* keepalive idle timeout while pooled */
+    bool read_pending;       /* an edge was left unread (bounded read-ahead) */
+    bool want_write;         /* a write edge matters (connect, a send that blocked) */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     tg_buf_t in;
@@ -62,8 +66,11 @@ struct tg_conn_s {
     tg_conn_t *next, *prev;
     tg_worker_t *w;
     int fd;
-    struct event rev, wev;
-    bool rev_added, wev_added;
+    /* registered once (edge-triggered, persistent); what we wait for is a
+     * flag, and the one deadline of the current state is `timer` */
+    struct event rev, wev, timer;
+    bool want_write;
+    bool read_pending; /* readable while we did not want to read */
     struct sockaddr_storage peer;
     socklen_t peerlen;
     char peer_ip[INET6_ADDRSTRLEN];
