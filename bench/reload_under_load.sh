@@ -98,6 +98,9 @@ sys.exit(0 if j["body_length"] == int(sys.argv[2]) and j["body_adler32"] == sys.
 PY
 wait "$DOWN_PID" && [ "$(stat -c %s "$W/download.bin")" -eq "$DOWN_SIZE" ] && down_ok=yes
 
+# stop the node first: the leak check writes its report at exit
+"$BIN" stop -p "$W/tg" >/dev/null 2>&1 || true
+sleep 1
 non2xx="$(awk '/Non-2xx/ {print $NF}' "$W/wrk.txt")"
 sockerr="$(grep -E 'Socket errors' "$W/wrk.txt" || true)"
 reports="$(find "$W" -maxdepth 1 \( -name "asan*" -o -name "ubsan*" \) | wc -l)"
