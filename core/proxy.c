@@ -1157,30 +1157,38 @@ static bool request_fully_sent(tg_conn_t *c)
 
 static void response_started(tg_conn_t *c);
 
-/* Reads what the upstream sent into u->in: 1 = ok (maybe nothing new),
- * 0 = the upstream closed, -1 = error (errno). */
-static int up_recv(tg_conn_t *c)
+/* Reads from an edge-triggered socket into `b` until EAGAIN, or until `b`
+ * holds more than the read-ahead bound (then *pending is set: the edge was
+ * not drained). 1 = ok (maybe nothing new), 0 = closed, -1 = error (errno). */
+static int read_edge(int fd, tg_buf_t *b, bool *pending)
 {
-    tg_upconn_t *u = c->up;
-    /* edge-triggered: read until EAGAIN, or note that bytes were left */
     for (;;) {
-        if (tg_buf_used(&u->in) > 4 * TG_PROXY_READ_AHEAD) {
-            u->read_pending = true;
+        if (tg_buf_used(b) > 4 * TG_PROXY_READ_AHEAD) {
+            *pending = true;
             return 1;
         }
-        if (tg_buf_reserve(&u->in, 16384) != 0)
+        if (tg_buf_reserve(b, 16384) != 0)
             return -1;
-        ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
+        ssize_t n = recv(fd, b->data + b->len, b->cap - b->len, 0);
         if (n > 0) {
-            u->in.len += (size_t)n;
-            if (!c->t_upstream_first)
-                c->t_upstream_first = now_ms();
+            b->len += (size_t)n;
             continue;
         }
         if (n == 0)
             return 0;
         return errno == EAGAIN || errno == EINTR ? 1 : -1;
     }
+}
+
+/* Reads what the upstream sent into u->in (read_edge's results). */
+static int up_recv(tg_conn_t *c)
+{
+    tg_upconn_t *u = c->up;
+    size_t before = tg_buf_used(&u->in);
+    int r = read_edge(u->fd, &u->in, &u->read_pending);
+    if (!c->t_upstream_first && tg_buf_used(&u->in) > before)
+        c->t_upstream_first = now_ms();
+    return r;
 }
 
 /* Sends as much of the request as the socket takes. 1 = all sent, 0 = wait,
@@ -1497,25 +1505,7 @@ static int response_pump(tg_conn_t *c)
 /* Reads what the client sent; returns -1 on EOF/error (connection to close). */
 static int client_read(tg_conn_t *c)
 {
-    /* edge-triggered: read until EAGAIN, or note that bytes were left */
-    for (;;) {
-        if (tg_buf_used(&c->in) > 4 * TG_PROXY_READ_AHEAD) {
-            c->read_pending = true;
-            return 0;
-        }
-        if (tg_buf_reserve(&c->in, 16384) != 0)
-            return -1;
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
-        if (n > 0) {
-            c->in.len += (size_t)n;
-            continue;
-        }
-        if (n == 0)
-            return -1;
-        if (errno == EAGAIN || errno == EINTR)
-            return 0;
-        return -1;
-    }
+    return read_edge(c->fd, &c->in, &c->read_pending) == 1 ? 0 : -1;
 }
 
 /* Writes c->out; returns 1 when empty, 0 when blocked, -1 on error. */
