@@ -1,0 +1,436 @@
+--- kong.request: what the client sent (edits by plugins are not seen here).
+-- @module kong.request
+local base = require "kong.pdk.private.base"
+local args = require "kong.pdk.private.args"
+local cjson = require "cjson.safe"
+local ffi = require "ffi"
+
+local C = base.C
+local s1, n1, s2, n2 = base.s1, base.n1, base.s2, base.n2
+local get_req = base.get_req
+local check_phase = base.check_phase
+local check_not_phase = base.check_not_phase
+local PHASES = base.PHASES
+local ffi_string = ffi.string
+local type = type
+local tonumber = tonumber
+local error = error
+local find = string.find
+local sub = string.sub
+local lower = string.lower
+local gsub = string.gsub
+
+local MIN_HEADERS, MAX_HEADERS, DEFAULT_HEADERS = 1, 1000, 100
+local MIN_QUERY_ARGS, MAX_QUERY_ARGS = 1, 1000
+local MIN_POST_ARGS, MAX_POST_ARGS = 1, 1000
+local MIN_PORT, MAX_PORT = 1, 65535
+
+local CT_POST = "application/x-www-form-urlencoded"
+local CT_JSON = "application/json"
+local CT_FORM_DATA = "multipart/form-data"
+
+local before_content = base.phases("rewrite", "access", "response", "error", "admin_api")
+
+local function need(r)
+  if r == nil then
+    error("no request in this phase", 3)
+  end
+  return r
+end
+
+local function get_str(fn, r)
+  if fn(r, s1, n1) < 0 then
+    return nil
+  end
+  return ffi_string(s1[0], n1[0])
+end
+
+local function header_of(r, name)
+  name = gsub(name, "_", "-")
+  if C.tg_pdk_req_get_header(r, name, #name, s1, n1) < 0 then
+    return nil
+  end
+  return ffi_string(s1[0], n1[0])
+end
+
+local function new(kong)
+  local R = {}
+
+  local function is_trusted_peer(r)
+    local ip = get_str(C.tg_pdk_client_get_ip, r)
+    return ip ~= nil and C.tg_pdk_client_is_trusted(r, ip, #ip) == 1
+  end
+
+  --- The scheme of the request's URL ("http" or "https").
+  -- @function kong.request.get_scheme
+  -- @phases rewrite, access, header_filter, response, body_filter, log, admin_api
+  function R.get_scheme()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    return get_str(C.tg_pdk_req_get_scheme, need(r))
+  end
+
+  --- The host of the request (Host header or absolute URL), lowercased, no port.
+  -- @function kong.request.get_host
+  function R.get_host()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    return get_str(C.tg_pdk_req_get_host, need(r))
+  end
+
+  --- The port the request was received on.
+  -- @function kong.request.get_port
+  function R.get_port()
+    local r = get_req()
+    check_not_phase(PHASES.init_worker, r)
+    return C.tg_pdk_req_get_port(need(r))
+  end
+
+  --- X-Forwarded-Proto from a trusted peer, else the scheme.
+  -- @function kong.request.get_forwarded_scheme
+  function R.get_forwarded_scheme()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    need(r)
+    if is_trusted_peer(r) then
+      local v = header_of(r, "X-Forwarded-Proto")
+      if v then
+        return lower(v)
+      end
+    end
+    return get_str(C.tg_pdk_req_get_scheme, r)
+  end
+
+  --- X-Forwarded-Host from a trusted peer (no userinfo, no port), else the host.
+  -- @function kong.request.get_forwarded_host
+  function R.get_forwarded_host()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    need(r)
+    if is_trusted_peer(r) then
+      local host = header_of(r, "X-Forwarded-Host")
+      if host then
+        local at = find(host, "@", 1, true)
+        if at then
+          host = sub(host, at + 1)
+        end
+        local colon = find(host, ":", 1, true)
+        return colon and lower(sub(host, 1, colon - 1)) or lower(host)
+      end
+    end
+    return get_str(C.tg_pdk_req_get_host, r)
+  end
+
+  --- X-Forwarded-Port (or the port of X-Forwarded-Host) from a trusted peer,
+  -- else the port the request came in on.
+  -- @function kong.request.get_forwarded_port
+  function R.get_forwarded_port()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    need(r)
+    if is_trusted_peer(r) then
+      local port = tonumber(header_of(r, "X-Forwarded-Port"), 10)
+      if port and port >= MIN_PORT and port <= MAX_PORT then
+        return port
+      end
+      local host = header_of(r, "X-Forwarded-Host")
+      if host then
+        local at = find(host, "@", 1, true)
+        if at then
+          host = sub(host, at + 1)
+        end
+        local colon = find(host, ":", 1, true)
+        if colon then
+          port = tonumber(sub(host, colon + 1), 10)
+          if port and port >= MIN_PORT and port <= MAX_PORT then
+            return port
+          end
+        end
+      end
+    end
+    return C.tg_pdk_req_get_port(r)
+  end
+
+  --- X-Forwarded-Path from a trusted peer, else the path.
+  -- @function kong.request.get_forwarded_path
+  function R.get_forwarded_path()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    need(r)
+    if is_trusted_peer(r) then
+      local v = header_of(r, "X-Forwarded-Path")
+      if v then
+        return v
+      end
+    end
+    return get_str(C.tg_pdk_req_get_path, r)
+  end
+
+  --- X-Forwarded-Prefix from a trusted peer, else the prefix sent upstream (nil
+  -- when none).
+  -- @function kong.request.get_forwarded_prefix
+  function R.get_forwarded_prefix()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    need(r)
+    if is_trusted_peer(r) then
+      local v = header_of(r, "X-Forwarded-Prefix")
+      if v then
+        return v
+      end
+    end
+    return nil
+  end
+
+  --- The HTTP version as a number (1.0, 1.1).
+  -- @function kong.request.get_http_version
+  function R.get_http_version()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    local v = C.tg_pdk_req_get_http_version(need(r))
+    return v / 10
+  end
+
+  --- The request method, uppercase.
+  -- @function kong.request.get_method
+  function R.get_method()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    return get_str(C.tg_pdk_req_get_method, need(r))
+  end
+
+  --- The normalised path (no query).
+  -- @function kong.request.get_path
+  function R.get_path()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    return get_str(C.tg_pdk_req_get_path, need(r))
+  end
+
+  --- The path as sent (not normalised, no query).
+  -- @function kong.request.get_raw_path
+  function R.get_raw_path()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    return get_str(C.tg_pdk_req_get_raw_path, need(r))
+  end
+
+  --- The path as sent with its query.
+  -- @function kong.request.get_path_with_query
+  function R.get_path_with_query()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    need(r)
+    local p = get_str(C.tg_pdk_req_get_raw_path, r) or ""
+    local q = get_str(C.tg_pdk_req_get_raw_query, r) or ""
+    if q ~= "" then
+      return p .. "?" .. q
+    end
+    return p
+  end
+
+  --- The query string, without "?" ("" when none).
+  -- @function kong.request.get_raw_query
+  function R.get_raw_query()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    return get_str(C.tg_pdk_req_get_raw_query, need(r)) or ""
+  end
+
+  --- The value of one query argument (first of repeated ones; true when bare).
+  -- @function kong.request.get_query_arg
+  -- @tparam string name
+  function R.get_query_arg(name)
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    if type(name) ~= "string" then
+      error("query argument name must be a string", 2)
+    end
+    local q = args.decode(get_str(C.tg_pdk_req_get_raw_query, need(r)) or "", MAX_QUERY_ARGS)
+    local v = q[name]
+    if type(v) == "table" then
+      return v[1]
+    end
+    return v
+  end
+
+  --- The query arguments as a table (at most max_args, 100 by default).
+  -- @function kong.request.get_query
+  -- @tparam[opt] number max_args
+  function R.get_query(max_args)
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    if max_args == nil then
+      max_args = 100
+    else
+      if type(max_args) ~= "number" then
+        error("max_args must be a number", 2)
+      end
+      if max_args < MIN_QUERY_ARGS then
+        error("max_args must be >= " .. MIN_QUERY_ARGS, 2)
+      end
+      if max_args > MAX_QUERY_ARGS then
+        error("max_args must be <= " .. MAX_QUERY_ARGS, 2)
+      end
+    end
+    return args.decode(get_str(C.tg_pdk_req_get_raw_query, need(r)) or "", max_args)
+  end
+
+  --- The first value of a header ("_" is read as "-"), nil when absent.
+  -- @function kong.request.get_header
+  -- @tparam string name
+  function R.get_header(name)
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    if type(name) ~= "string" then
+      error("header name must be a string", 2)
+    end
+    return header_of(need(r), name)
+  end
+
+  --- The request headers (lowercase names, case-insensitive lookup, repeated
+  -- headers as lists); at most max_headers (100 by default).
+  -- @function kong.request.get_headers
+  -- @tparam[opt] number max_headers
+  function R.get_headers(max_headers)
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    if max_headers == nil then
+      max_headers = DEFAULT_HEADERS
+    elseif type(max_headers) ~= "number" then
+      error("max_headers must be a number", 2)
+    elseif max_headers < MIN_HEADERS then
+      error("max_headers must be >= " .. MIN_HEADERS, 2)
+    elseif max_headers > MAX_HEADERS then
+      error("max_headers must be <= " .. MAX_HEADERS, 2)
+    end
+    return base.collect_headers(need(r), C.tg_pdk_req_get_header_count,
+                                C.tg_pdk_req_get_header_at, max_headers)
+  end
+
+  local function raw_body(r)
+    local rc = C.tg_pdk_req_get_body(r, s1, n1)
+    if rc == -2 or rc >= 0 then
+      if rc >= 0 then
+        return ffi_string(s1[0], n1[0])
+      end
+    end
+    return nil, rc
+  end
+
+  --- The request body, or nil, err when it is not in memory.
+  -- @function kong.request.get_raw_body
+  function R.get_raw_body()
+    local r = get_req()
+    check_phase(before_content, r)
+    need(r)
+    local rc = C.tg_pdk_req_get_body(r, s1, n1)
+    if rc >= 0 then
+      return ffi_string(s1[0], n1[0])
+    end
+    local h = header_of(r, "Content-Length")
+    if h == nil or h == "0" then
+      if header_of(r, "Transfer-Encoding") == nil then
+        return ""
+      end
+    end
+    return nil, "request body did not fit into client body buffer, consider raising " ..
+                "'client_body_buffer_size'"
+  end
+  local _ = raw_body
+
+  --- The body decoded by its MIME type (JSON, urlencoded form, multipart).
+  -- Returns body, err, mimetype.
+  -- @function kong.request.get_body
+  -- @tparam[opt] string mimetype
+  -- @tparam[opt] number max_args
+  function R.get_body(mimetype, max_args)
+    local r = get_req()
+    check_phase(before_content, r)
+    need(r)
+    local content_type = mimetype or header_of(r, "Content-Type")
+    if not content_type then
+      return nil, "missing content type"
+    end
+    local ct = lower(content_type)
+    do
+      local semi = find(ct, ";", 1, true)
+      if semi then
+        ct = sub(ct, 1, semi - 1)
+      end
+      ct = ct:match("^%s*(.-)%s*$")
+    end
+    if ct == CT_POST then
+      if max_args ~= nil then
+        if type(max_args) ~= "number" then
+          error("max_args must be a number", 2)
+        elseif max_args < MIN_POST_ARGS then
+          error("max_args must be >= " .. MIN_POST_ARGS, 2)
+        elseif max_args > MAX_POST_ARGS then
+          error("max_args must be <= " .. MAX_POST_ARGS, 2)
+        end
+      end
+      local body, err = R.get_raw_body()
+      if not body then
+        return nil, err, CT_POST
+      end
+      return args.decode(body, max_args or 100), nil, CT_POST
+    elseif ct == CT_JSON or find(ct, "+json", 1, true) then
+      local body, err = R.get_raw_body()
+      if not body then
+        return nil, err, CT_JSON
+      end
+      local json = cjson.decode(body)
+      if type(json) ~= "table" then
+        return nil, "invalid json body", CT_JSON
+      end
+      return json, nil, CT_JSON
+    elseif ct == CT_FORM_DATA then
+      local body, err = R.get_raw_body()
+      if not body then
+        return nil, err, CT_FORM_DATA
+      end
+      local t = args.multipart(body, mimetype and header_of(r, "Content-Type") or content_type)
+      if not t then
+        return nil, "unable to decode multipart body", CT_FORM_DATA
+      end
+      return t, nil, CT_FORM_DATA
+    end
+    return nil, "unsupported content type '" .. content_type .. "'", ct
+  end
+
+  --- When the request started, in milliseconds since the epoch.
+  -- @function kong.request.get_start_time
+  function R.get_start_time()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    return math.floor(C.tg_pdk_req_start_time(need(r)) * 1000 + 0.5)
+  end
+
+  --- The route path's regex captures: { unnamed = {[0]=whole, ...}, named = {...} }.
+  -- @function kong.request.get_uri_captures
+  function R.get_uri_captures()
+    local r = get_req()
+    check_phase(PHASES.request, r)
+    need(r)
+    local named, unnamed = {}, {}
+    local n = C.tg_pdk_req_get_capture_count(r)
+    for i = 0, n - 1 do
+      local rc = C.tg_pdk_req_get_capture(r, i, s1, n1, s2)
+      local v = false
+      if rc >= 0 and s1[0] ~= nil then
+        v = ffi_string(s1[0], n1[0])
+      end
+      unnamed[i] = v
+      if s2[0] ~= nil then
+        named[ffi_string(s2[0])] = v
+      end
+    end
+    return { unnamed = unnamed, named = named }
+  end
+
+  local _k, _n2 = kong, n2
+  return R
+end
+
+return { new = new, header_of = header_of }

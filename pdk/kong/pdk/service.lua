@@ -1,0 +1,288 @@
+--- kong.service, kong.service.request, kong.service.response.
+-- @module kong.service
+local base = require "kong.pdk.private.base"
+local args = require "kong.pdk.private.args"
+local cjson = require "cjson.safe"
+local ffi = require "ffi"
+
+local C = base.C
+local s1, n1 = base.s1, base.n1
+local get_req = base.get_req
+local check_phase = base.check_phase
+local validate_header = base.validate_header
+local normalize_header = base.normalize_header
+local ffi_string = ffi.string
+local type = type
+local pairs = pairs
+local ipairs = ipairs
+local error = error
+local tostring = tostring
+local fmt = string.format
+local find = string.find
+local byte = string.byte
+local lower = string.lower
+local HDR_SET, HDR_ADD, HDR_CLEAR = base.HDR_SET, base.HDR_ADD, base.HDR_CLEAR
+
+local access_and_rewrite = base.phases("rewrite", "access")
+local access_rewrite_balancer = base.phases("rewrite", "access", "balancer")
+local access_rewrite_balancer_preread = base.phases("rewrite", "access", "balancer", "preread")
+local header_body_log = base.phases("response", "header_filter", "body_filter", "log", "error",
+                                    "admin_api")
+
+local function need(r)
+  if r == nil then
+    error("no request in this phase", 3)
+  end
+  return r
+end
+
+local function set_hdr(r, name, value, mode)
+  if type(value) == "table" then
+    local first = true
+    for _, v in ipairs(value) do
+      v = normalize_header(v)
+      C.tg_pdk_upreq_set_header(r, name, #name, v, #v,
+                                (first and mode == HDR_SET) and HDR_SET or HDR_ADD)
+      first = false
+    end
+    return
+  end
+  value = normalize_header(value)
+  C.tg_pdk_upreq_set_header(r, name, #name, value, #value, mode)
+end
+
+local function new_request(kong)
+  local SR = {}
+
+  --- The scheme used upstream (only "http" is supported here).
+  -- @function kong.service.request.set_scheme
+  function SR.set_scheme(scheme)
+    check_phase(access_and_rewrite, get_req())
+    if type(scheme) ~= "string" then
+      error("scheme must be a string", 2)
+    end
+    if scheme ~= "http" and scheme ~= "https" then
+      error("invalid scheme: " .. scheme, 2)
+    end
+    error("setting the upstream scheme is not yet supported", 2)
+  end
+
+  --- The path sent upstream (must start with "/").
+  -- @function kong.service.request.set_path
+  function SR.set_path(path)
+    local r = get_req()
+    check_phase(access_rewrite_balancer, r)
+    if type(path) ~= "string" then
+      error("path must be a string", 2)
+    end
+    if byte(path) ~= 47 then
+      error("path must start with /", 2)
+    end
+    C.tg_pdk_upreq_set_path(need(r), path, #path)
+  end
+
+  --- The raw query sent upstream.
+  -- @function kong.service.request.set_raw_query
+  function SR.set_raw_query(query)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(query) ~= "string" then
+      error("query must be a string", 2)
+    end
+    C.tg_pdk_upreq_set_raw_query(need(r), query, #query)
+  end
+
+  --- The method sent upstream.
+  -- @function kong.service.request.set_method
+  function SR.set_method(method)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(method) ~= "string" then
+      error("method must be a string", 2)
+    end
+    local ok = { GET = 1, HEAD = 1, PUT = 1, POST = 1, DELETE = 1, OPTIONS = 1, MKCOL = 1,
+                 COPY = 1, MOVE = 1, PROPFIND = 1, PROPPATCH = 1, LOCK = 1, UNLOCK = 1,
+                 PATCH = 1, TRACE = 1 }
+    if not ok[method] then
+      error("invalid method: " .. method, 2)
+    end
+    C.tg_pdk_upreq_set_method(need(r), method, #method)
+  end
+
+  --- The query sent upstream, from a table (sorted keys).
+  -- @function kong.service.request.set_query
+  function SR.set_query(t)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(t) ~= "table" then
+      error("args must be a table", 2)
+    end
+    local q = args.encode(t)
+    C.tg_pdk_upreq_set_raw_query(need(r), q, #q)
+  end
+
+  --- Sets a header sent upstream.
+  -- @function kong.service.request.set_header
+  function SR.set_header(header, value)
+    local r = get_req()
+    check_phase(access_rewrite_balancer, r)
+    if type(header) ~= "string" then
+      error("header name must be a string", 2)
+    end
+    value = validate_header(header, value)
+    set_hdr(need(r), header, value, HDR_SET)
+  end
+
+  --- Adds a header value sent upstream.
+  -- @function kong.service.request.add_header
+  function SR.add_header(header, value)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(header) ~= "string" then
+      error("header name must be a string", 2)
+    end
+    value = validate_header(header, value)
+    set_hdr(need(r), header, value, HDR_ADD)
+  end
+
+  --- Removes a header from what is sent upstream.
+  -- @function kong.service.request.clear_header
+  function SR.clear_header(header)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(header) ~= "string" then
+      error("header name must be a string", 2)
+    end
+    C.tg_pdk_upreq_set_header(need(r), header, #header, nil, 0, HDR_CLEAR)
+  end
+
+  --- Sets several headers sent upstream.
+  -- @function kong.service.request.set_headers
+  function SR.set_headers(headers)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(headers) ~= "table" then
+      error("headers must be a table", 2)
+    end
+    base.validate_headers(headers)
+    need(r)
+    for k, v in pairs(headers) do
+      set_hdr(r, k, v, HDR_SET)
+    end
+  end
+
+  --- The raw body sent upstream (Content-Length follows).
+  -- @function kong.service.request.set_raw_body
+  function SR.set_raw_body(body)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(body) ~= "string" then
+      error("body must be a string", 2)
+    end
+    C.tg_pdk_upreq_set_body(need(r), body, #body)
+  end
+
+  --- The body sent upstream, encoded by MIME type (JSON or urlencoded).
+  -- @function kong.service.request.set_body
+  function SR.set_body(body, mimetype)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(body) ~= "table" then
+      error("body must be a table", 2)
+    end
+    if mimetype ~= nil and type(mimetype) ~= "string" then
+      error("mime must be a string", 2)
+    end
+    need(r)
+    local ct = mimetype
+    if not ct and C.tg_pdk_req_get_header(r, "Content-Type", 12, s1, n1) >= 0 then
+      ct = ffi_string(s1[0], n1[0])
+    end
+    if not ct then
+      return nil, "missing content type"
+    end
+    local lct = lower(ct)
+    local encoded
+    if find(lct, "application/json", 1, true) then
+      local err
+      encoded, err = cjson.encode(body)
+      if not encoded then
+        return nil, err
+      end
+    elseif find(lct, "application/x-www-form-urlencoded", 1, true) then
+      encoded = args.encode(body)
+    else
+      return nil, "unsupported content type '" .. ct .. "'"
+    end
+    if mimetype then
+      C.tg_pdk_upreq_set_header(r, "Content-Type", 12, mimetype, #mimetype, HDR_SET)
+    end
+    C.tg_pdk_upreq_set_body(r, encoded, #encoded)
+    return true
+  end
+
+  local _ = kong
+  return SR
+end
+
+local function new_response(kong)
+  local RS = {}
+
+  --- The status the upstream answered with (nil when none).
+  -- @function kong.service.response.get_status
+  function RS.get_status()
+    local r = get_req()
+    check_phase(header_body_log, r)
+    local s = C.tg_pdk_svcresp_get_status(need(r))
+    if s <= 0 then
+      return nil
+    end
+    return s
+  end
+
+  --- A header of the upstream's answer (nil when absent).
+  -- @function kong.service.response.get_header
+  function RS.get_header(name)
+    local r = get_req()
+    check_phase(header_body_log, r)
+    if type(name) ~= "string" then
+      error("header name must be a string", 2)
+    end
+    if C.tg_pdk_svcresp_get_header(need(r), name, #name, s1, n1) < 0 then
+      return nil
+    end
+    return ffi_string(s1[0], n1[0])
+  end
+
+  local _ = kong
+  return RS
+end
+
+local function new(kong)
+  local S = {}
+  S.request = new_request(kong)
+  S.response = new_response(kong)
+
+  local function unsupported(fn)
+    return function()
+      check_phase(access_rewrite_balancer_preread, get_req())
+      error(fmt("kong.service.%s is not yet supported (the balancer is issue 12)", fn), 2)
+    end
+  end
+
+  --- kong.service.set_upstream / set_target / set_retries / set_timeouts /
+  -- set_tls_verify...: not yet supported (the balancer, issue 12).
+  S.set_upstream = unsupported("set_upstream")
+  S.set_target = unsupported("set_target")
+  S.set_retries = unsupported("set_retries")
+  S.set_timeouts = unsupported("set_timeouts")
+  S.set_tls_verify = unsupported("set_tls_verify")
+  S.set_tls_verify_depth = unsupported("set_tls_verify_depth")
+  S.set_tls_verify_store = unsupported("set_tls_verify_store")
+  S.set_tls_cert_key = unsupported("set_tls_cert_key")
+
+  local _ = tostring
+  return S
+end
+
+return { new = new }
