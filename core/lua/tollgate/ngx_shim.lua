@@ -1,0 +1,771 @@
+-- tollgate.ngx_shim: the part of OpenResty's `ngx` API Kong plugins use,
+-- over the PDK's C ABI. install() sets _G.ngx when there is none.
+--
+-- Deliberately absent (nil, so using them fails loudly): ngx.re, ngx.shared,
+-- ngx.timer, ngx.sleep, ngx.socket, ngx.thread, ngx.semaphore.
+local ffi = require "ffi"
+local bit = require "bit"
+local cjson = require "cjson.safe"
+local base = require "kong.pdk.private.base"
+local args = require "kong.pdk.private.args"
+local tctx = require "tollgate.ctx"
+
+local C = base.C
+local s1, n1 = base.s1, base.n1
+local get_req = base.get_req
+local ffi_string = ffi.string
+local type = type
+local tostring = tostring
+local tonumber = tonumber
+local select = select
+local pairs = pairs
+local ipairs = ipairs
+local error = error
+local floor = math.floor
+local concat = table.concat
+local byte = string.byte
+local char = string.char
+local sub = string.sub
+local find = string.find
+local lower = string.lower
+local gsub = string.gsub
+local band, bor, bxor, lshift, rshift = bit.band, bit.bor, bit.bxor, bit.lshift, bit.rshift
+local co_yield = coroutine.yield
+local co_running = coroutine.running
+
+local shim = {}
+
+local BODY_KEY = "__tg_ngx_body"        -- ngx.print/say output of the request
+local UPSTREAM_URI_KEY = "__tg_upstream_uri"
+
+local function str_of(fn, r)
+  if fn(r, s1, n1) < 0 then
+    return nil
+  end
+  return ffi_string(s1[0], n1[0])
+end
+
+local function req_header(r, name)
+  if C.tg_pdk_req_get_header(r, name, #name, s1, n1) < 0 then
+    return nil
+  end
+  return ffi_string(s1[0], n1[0])
+end
+
+-- ---------------------------------------------------------------- base64 --
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local B64_DEC = {}
+for i = 1, 64 do
+  B64_DEC[byte(B64, i)] = i - 1
+end
+
+function shim.encode_base64(s, no_padding)
+  if type(s) ~= "string" then
+    if s == nil then
+      s = ""
+    else
+      s = tostring(s)
+    end
+  end
+  local out = {}
+  local len = #s
+  for i = 1, len, 3 do
+    local a, b, c = byte(s, i, i + 2)
+    local n = lshift(a, 16) + lshift(b or 0, 8) + (c or 0)
+    local c1 = band(rshift(n, 18), 63) + 1
+    local c2 = band(rshift(n, 12), 63) + 1
+    local c3 = band(rshift(n, 6), 63) + 1
+    local c4 = band(n, 63) + 1
+    if c then
+      out[#out + 1] = sub(B64, c1, c1) .. sub(B64, c2, c2) .. sub(B64, c3, c3) ..
+                      sub(B64, c4, c4)
+    elseif b then
+      out[#out + 1] = sub(B64, c1, c1) .. sub(B64, c2, c2) .. sub(B64, c3, c3) ..
+                      (no_padding and "" or "=")
+    else
+      out[#out + 1] = sub(B64, c1, c1) .. sub(B64, c2, c2) .. (no_padding and "" or "==")
+    end
+  end
+  return concat(out)
+end
+
+--- nil when the input is not valid base64 (padding optional, as nginx).
+function shim.decode_base64(s)
+  if type(s) ~= "string" then
+    error("string argument only", 2)
+  end
+  local len = #s
+  while len > 0 and byte(s, len) == 61 do -- trailing '='
+    len = len - 1
+  end
+  if len % 4 == 1 then
+    return nil
+  end
+  local out = {}
+  local acc, bits = 0, 0
+  for i = 1, len do
+    local v = B64_DEC[byte(s, i)]
+    if not v then
+      return nil
+    end
+    acc = bor(lshift(acc, 6), v)
+    bits = bits + 6
+    if bits >= 8 then
+      bits = bits - 8
+      out[#out + 1] = char(band(rshift(acc, bits), 255))
+      acc = band(acc, lshift(1, bits) - 1)
+    end
+  end
+  return concat(out)
+end
+
+-- ----------------------------------------------------------------- crc32 --
+
+local CRC_TABLE = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do
+    if band(c, 1) == 1 then
+      c = bxor(rshift(c, 1), 0xEDB88320)
+    else
+      c = rshift(c, 1)
+    end
+  end
+  CRC_TABLE[i] = c
+end
+
+function shim.crc32(s)
+  local crc = 0xFFFFFFFF
+  for i = 1, #s do
+    crc = bxor(rshift(crc, 8), CRC_TABLE[band(bxor(crc, byte(s, i)), 255)])
+  end
+  crc = bxor(crc, 0xFFFFFFFF)
+  if crc < 0 then
+    crc = crc + 4294967296
+  end
+  return crc
+end
+
+-- ---------------------------------------------------------------- digests --
+
+local util -- tollgate.c.util, loaded on first use
+
+local function digests()
+  util = util or require "tollgate.c.util"
+  return util
+end
+
+function shim.hmac_sha1(key, data)
+  local u = digests()
+  key, data = tostring(key), tostring(data)
+  if #key > 64 then
+    key = u.sha1(key)
+  end
+  key = key .. string.rep("\0", 64 - #key)
+  local ipad, opad = {}, {}
+  for i = 1, 64 do
+    local k = byte(key, i)
+    ipad[i] = char(bxor(k, 0x36))
+    opad[i] = char(bxor(k, 0x5c))
+  end
+  return u.sha1(concat(opad) .. u.sha1(concat(ipad) .. data))
+end
+
+-- ------------------------------------------------------------------ times --
+
+local function now()
+  return C.tg_pdk_now()
+end
+
+local DAYS = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
+local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                 "Dec" }
+
+function shim.http_time(sec)
+  local t = os.date("!*t", floor(tonumber(sec) or 0))
+  return string.format("%s, %02d %s %d %02d:%02d:%02d GMT", DAYS[t.wday], t.day,
+                       MONTHS[t.month], t.year, t.hour, t.min, t.sec)
+end
+
+function shim.cookie_time(sec)
+  local t = os.date("!*t", floor(tonumber(sec) or 0))
+  return string.format("%s, %02d-%s-%d %02d:%02d:%02d GMT", DAYS[t.wday], t.day,
+                       MONTHS[t.month], t.year, t.hour, t.min, t.sec)
+end
+
+-- ------------------------------------------------------------------- log --
+
+-- nginx's levels (ngx.STDERR .. ngx.DEBUG) -> TG_LOG_* (core/log.h)
+local NGX_TO_TG = { [0] = 7, [1] = 7, [2] = 6, [3] = 5, [4] = 4, [5] = 3, [6] = 2, [7] = 1,
+                    [8] = 0 }
+
+local function ngx_log(level, ...)
+  local lvl = NGX_TO_TG[level]
+  if lvl == nil then
+    error("bad log level", 2)
+  end
+  if lvl < C.tg_pdk_log_level() then
+    return
+  end
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do
+    local v = select(i, ...)
+    if v == nil then
+      parts[i] = "nil"
+    elseif v == cjson.null then
+      parts[i] = "null"
+    else
+      parts[i] = tostring(v)
+    end
+  end
+  local info = debug.getinfo(2, "Sln")
+  local src = info and info.short_src and info.short_src:match("([^/]+)$") or "?"
+  local where = src .. ":" .. tostring(info and info.currentline or "?") .. ": "
+  if info and info.name then
+    where = where .. info.name .. "(): "
+  end
+  local msg = "[lua] " .. where .. concat(parts)
+  C.tg_pdk_log(lvl, msg, #msg)
+end
+
+-- ------------------------------------------------------------- ngx.var --
+
+local function upstream_uri_set(r, v)
+  if type(v) ~= "string" then
+    error("upstream_uri must be a string", 3)
+  end
+  local q = find(v, "?", 1, true)
+  local path = q and sub(v, 1, q - 1) or v
+  C.tg_pdk_upreq_set_path(r, path, #path)
+  if q then
+    local query = sub(v, q + 1)
+    C.tg_pdk_upreq_set_raw_query(r, query, #query)
+  end
+  tctx.get(r)[UPSTREAM_URI_KEY] = v
+end
+
+local VARS = {
+  request_method = function(r) return str_of(C.tg_pdk_req_get_method, r) end,
+  uri = function(r) return str_of(C.tg_pdk_req_get_path, r) end,
+  args = function(r)
+    local q = str_of(C.tg_pdk_req_get_raw_query, r)
+    if q == nil or q == "" then
+      return nil
+    end
+    return q
+  end,
+  is_args = function(r)
+    local q = str_of(C.tg_pdk_req_get_raw_query, r)
+    return (q and q ~= "") and "?" or ""
+  end,
+  request_uri = function(r)
+    local p = str_of(C.tg_pdk_req_get_raw_path, r) or ""
+    local q = str_of(C.tg_pdk_req_get_raw_query, r)
+    if q and q ~= "" then
+      return p .. "?" .. q
+    end
+    return p
+  end,
+  host = function(r) return str_of(C.tg_pdk_req_get_host, r) end,
+  scheme = function(r) return str_of(C.tg_pdk_req_get_scheme, r) end,
+  https = function(r)
+    return str_of(C.tg_pdk_req_get_scheme, r) == "https" and "on" or ""
+  end,
+  server_port = function(r) return tostring(C.tg_pdk_req_get_port(r)) end,
+  remote_addr = function(r) return str_of(C.tg_pdk_client_get_forwarded_ip, r) end,
+  realip_remote_addr = function(r) return str_of(C.tg_pdk_client_get_ip, r) end,
+  remote_port = function(r) return tostring(C.tg_pdk_client_get_port(r)) end,
+  realip_remote_port = function(r) return tostring(C.tg_pdk_client_get_port(r)) end,
+  server_protocol = function(r)
+    return C.tg_pdk_req_get_http_version(r) == 10 and "HTTP/1.0" or "HTTP/1.1"
+  end,
+  request_id = function(r) return str_of(C.tg_pdk_req_get_id, r) end,
+  request_time = function(r)
+    return string.format("%.3f", now() - C.tg_pdk_req_start_time(r))
+  end,
+  status = function(r)
+    local s = C.tg_pdk_resp_get_status(r)
+    return s > 0 and tostring(s) or "000"
+  end,
+  upstream_status = function(r)
+    local s = C.tg_pdk_svcresp_get_status(r)
+    return s > 0 and tostring(s) or nil
+  end,
+  upstream_uri = function(r) return tctx.get(r)[UPSTREAM_URI_KEY] end,
+}
+VARS.query_string = VARS.args
+
+local var_mt = {
+  __index = function(_, name)
+    local r = get_req()
+    if r == nil then
+      error("API disabled in the current context", 2)
+    end
+    local f = VARS[name]
+    if f then
+      return f(r)
+    end
+    if type(name) ~= "string" then
+      return nil
+    end
+    if sub(name, 1, 5) == "http_" then
+      return req_header(r, gsub(sub(name, 6), "_", "-"))
+    end
+    if sub(name, 1, 4) == "arg_" then
+      local q = args.decode(str_of(C.tg_pdk_req_get_raw_query, r) or "", 100)
+      local v = q[sub(name, 5)]
+      if type(v) == "table" then
+        v = v[1]
+      end
+      if v == true then
+        return ""
+      end
+      return v
+    end
+    if sub(name, 1, 7) == "cookie_" then
+      local cookie = req_header(r, "Cookie")
+      if not cookie then
+        return nil
+      end
+      local want = sub(name, 8)
+      for pair in cookie:gmatch("[^;]+") do
+        local k, v = pair:match("^%s*([^=]+)=(.*)$")
+        if k == want then
+          return v
+        end
+      end
+      return nil
+    end
+    return nil
+  end,
+  __newindex = function(_, name, value)
+    local r = get_req()
+    if r == nil then
+      error("API disabled in the current context", 2)
+    end
+    if name == "upstream_uri" then
+      return upstream_uri_set(r, value)
+    end
+    error("variable \"" .. tostring(name) .. "\" not changeable", 2)
+  end,
+}
+
+-- ------------------------------------------------------------- ngx.req --
+
+local function need_req()
+  local r = get_req()
+  if r == nil then
+    error("no request found", 3)
+  end
+  return r
+end
+
+local function new_req()
+  local R = {}
+
+  function R.get_method()
+    return str_of(C.tg_pdk_req_get_method, need_req())
+  end
+
+  function R.http_version()
+    return C.tg_pdk_req_get_http_version(need_req()) / 10
+  end
+
+  function R.start_time()
+    return C.tg_pdk_req_start_time(need_req())
+  end
+
+  function R.get_headers(max, raw)
+    local r = need_req()
+    if max == nil then
+      max = 100
+    elseif max == 0 then
+      max = 1e9
+    end
+    local t, err = base.collect_headers(r, C.tg_pdk_req_get_header_count,
+                                        C.tg_pdk_req_get_header_at, max)
+    if raw then
+      setmetatable(t, nil)
+    end
+    return t, err
+  end
+
+  function R.get_uri_args(max)
+    return args.decode(str_of(C.tg_pdk_req_get_raw_query, need_req()) or "", max)
+  end
+
+  function R.set_uri_args(a)
+    local r = need_req()
+    local q
+    if type(a) == "table" then
+      q = args.encode(a)
+    elseif type(a) == "string" then
+      q = a
+    else
+      error("bad argument #1 to 'set_uri_args' (string or table expected)", 2)
+    end
+    C.tg_pdk_upreq_set_raw_query(r, q, #q)
+  end
+
+  function R.set_uri(uri)
+    local r = need_req()
+    if type(uri) ~= "string" or uri == "" then
+      error("bad argument #1 to 'set_uri' (non-empty string expected)", 2)
+    end
+    C.tg_pdk_upreq_set_path(r, uri, #uri)
+  end
+
+  function R.set_header(name, value)
+    local r = need_req()
+    if type(name) ~= "string" then
+      error("bad argument #1 to 'set_header' (string expected)", 2)
+    end
+    if value == nil then
+      C.tg_pdk_upreq_set_header(r, name, #name, nil, 0, base.HDR_CLEAR)
+      return
+    end
+    if type(value) == "table" then
+      local first = true
+      for _, v in ipairs(value) do
+        v = tostring(v)
+        C.tg_pdk_upreq_set_header(r, name, #name, v, #v, first and base.HDR_SET or base.HDR_ADD)
+        first = false
+      end
+      return
+    end
+    value = tostring(value)
+    C.tg_pdk_upreq_set_header(r, name, #name, value, #value, base.HDR_SET)
+  end
+
+  function R.clear_header(name)
+    local r = need_req()
+    C.tg_pdk_upreq_set_header(r, name, #name, nil, 0, base.HDR_CLEAR)
+  end
+
+  --- A no-op: the core has buffered the body before access when it can.
+  function R.read_body()
+    need_req()
+  end
+
+  function R.discard_body()
+    need_req()
+  end
+
+  function R.get_body_data()
+    local r = need_req()
+    if C.tg_pdk_req_get_body(r, s1, n1) < 0 then
+      return nil
+    end
+    return ffi_string(s1[0], n1[0])
+  end
+
+  function R.get_body_file()
+    need_req()
+    return nil
+  end
+
+  function R.get_post_args(max)
+    local body = R.get_body_data()
+    return args.decode(body or "", max)
+  end
+
+  function R.set_body_data(data)
+    local r = need_req()
+    if type(data) ~= "string" then
+      error("bad argument #1 to 'set_body_data' (string expected)", 2)
+    end
+    C.tg_pdk_upreq_set_body(r, data, #data)
+  end
+
+  return R
+end
+
+-- ---------------------------------------------------------- ngx.header --
+
+local header_mt = {
+  __index = function(_, name)
+    local r = get_req()
+    if r == nil or type(name) ~= "string" then
+      return nil
+    end
+    name = gsub(name, "_", "-")
+    if C.tg_pdk_resp_get_header(r, name, #name, s1, n1) < 0 then
+      return nil
+    end
+    return ffi_string(s1[0], n1[0])
+  end,
+  __newindex = function(_, name, value)
+    local r = get_req()
+    if r == nil then
+      error("API disabled in the current context", 2)
+    end
+    name = gsub(tostring(name), "_", "-")
+    if value == nil or (type(value) == "table" and #value == 0) then
+      C.tg_pdk_resp_set_header(r, name, #name, nil, 0, base.HDR_CLEAR)
+      return
+    end
+    if type(value) == "table" then
+      for i, v in ipairs(value) do
+        v = tostring(v)
+        C.tg_pdk_resp_set_header(r, name, #name, v, #v, i == 1 and base.HDR_SET or base.HDR_ADD)
+      end
+      return
+    end
+    value = tostring(value)
+    C.tg_pdk_resp_set_header(r, name, #name, value, #value, base.HDR_SET)
+  end,
+}
+
+-- ------------------------------------------------------ print/say/exit --
+
+local function buffer_output(r, s)
+  local shared = tctx.get(r)
+  local buf = shared[BODY_KEY]
+  if not buf then
+    buf = {}
+    shared[BODY_KEY] = buf
+  end
+  buf[#buf + 1] = s
+end
+
+local function flatten(out, v)
+  local t = type(v)
+  if t == "table" then
+    for _, x in ipairs(v) do
+      flatten(out, x)
+    end
+  elseif v == nil then
+    out[#out + 1] = "nil"
+  elseif v == cjson.null then
+    out[#out + 1] = "null"
+  elseif t == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  else
+    out[#out + 1] = tostring(v)
+  end
+end
+
+local function ngx_print(...)
+  local r = need_req()
+  local out = {}
+  for i = 1, select("#", ...) do
+    flatten(out, (select(i, ...)))
+  end
+  buffer_output(r, concat(out))
+  return 1
+end
+
+local function ngx_say(...)
+  local r = need_req()
+  local out = {}
+  for i = 1, select("#", ...) do
+    flatten(out, (select(i, ...)))
+  end
+  out[#out + 1] = "\n"
+  buffer_output(r, concat(out))
+  return 1
+end
+
+-- ngx.exit: status >= 200 (or 444) answers the request with what ngx.print/say
+-- buffered and ends the handler; ngx.OK (0) ends the handler and the phase
+-- (the buffered output, if any, is sent with the current status or 200).
+local function ngx_exit(status)
+  local r = need_req()
+  if type(status) ~= "number" then
+    error("bad argument #1 to 'exit' (number expected)", 2)
+  end
+  local shared = tctx.get(r)
+  local buf = shared[BODY_KEY]
+  local body = buf and concat(buf) or nil
+  shared[BODY_KEY] = nil
+  if status >= 100 then
+    C.tg_pdk_resp_exit(r, status, body, body and #body or 0)
+    shared.KONG_EXITED = true
+  elseif body then
+    local st = C.tg_pdk_resp_get_status(r)
+    C.tg_pdk_resp_exit(r, st > 0 and st or 200, body, #body)
+    shared.KONG_EXITED = true
+  end
+  local _, main = co_running()
+  if not main then
+    co_yield(tctx.EXIT)
+  end
+end
+
+-- --------------------------------------------------------------- install --
+
+local PHASE_NAMES = { init_worker = "init_worker", rewrite = "rewrite", access = "access",
+                      header_filter = "header_filter", body_filter = "body_filter",
+                      log = "log", balancer = "balancer", certificate = "ssl_cert",
+                      response = "content", admin_api = "content" }
+
+function shim.new()
+  local ngx = {}
+  ngx.null = cjson.null
+  ngx.OK, ngx.ERROR, ngx.AGAIN, ngx.DONE, ngx.DECLINED = 0, -1, -2, -4, -5
+  ngx.STDERR, ngx.EMERG, ngx.ALERT, ngx.CRIT, ngx.ERR = 0, 1, 2, 3, 4
+  ngx.WARN, ngx.NOTICE, ngx.INFO, ngx.DEBUG = 5, 6, 7, 8
+  local codes = {
+    HTTP_CONTINUE = 100, HTTP_SWITCHING_PROTOCOLS = 101, HTTP_OK = 200, HTTP_CREATED = 201,
+    HTTP_ACCEPTED = 202, HTTP_NO_CONTENT = 204, HTTP_PARTIAL_CONTENT = 206,
+    HTTP_SPECIAL_RESPONSE = 300, HTTP_MOVED_PERMANENTLY = 301, HTTP_MOVED_TEMPORARILY = 302,
+    HTTP_SEE_OTHER = 303, HTTP_NOT_MODIFIED = 304, HTTP_TEMPORARY_REDIRECT = 307,
+    HTTP_PERMANENT_REDIRECT = 308, HTTP_BAD_REQUEST = 400, HTTP_UNAUTHORIZED = 401,
+    HTTP_PAYMENT_REQUIRED = 402, HTTP_FORBIDDEN = 403, HTTP_NOT_FOUND = 404,
+    HTTP_NOT_ALLOWED = 405, HTTP_NOT_ACCEPTABLE = 406, HTTP_REQUEST_TIMEOUT = 408,
+    HTTP_CONFLICT = 409, HTTP_GONE = 410, HTTP_UPGRADE_REQUIRED = 426,
+    HTTP_TOO_MANY_REQUESTS = 429, HTTP_CLOSE = 444, HTTP_ILLEGAL = 451,
+    HTTP_INTERNAL_SERVER_ERROR = 500, HTTP_METHOD_NOT_IMPLEMENTED = 501,
+    HTTP_BAD_GATEWAY = 502, HTTP_SERVICE_UNAVAILABLE = 503, HTTP_GATEWAY_TIMEOUT = 504,
+    HTTP_VERSION_NOT_SUPPORTED = 505, HTTP_INSUFFICIENT_STORAGE = 507,
+    HTTP_GET = 2, HTTP_HEAD = 4, HTTP_POST = 8, HTTP_PUT = 16, HTTP_DELETE = 32,
+    HTTP_MKCOL = 64, HTTP_COPY = 128, HTTP_MOVE = 256, HTTP_OPTIONS = 512,
+    HTTP_PROPFIND = 1024, HTTP_PROPPATCH = 2048, HTTP_LOCK = 4096, HTTP_UNLOCK = 8192,
+    HTTP_PATCH = 16384, HTTP_TRACE = 32768,
+  }
+  for k, v in pairs(codes) do
+    ngx[k] = v
+  end
+
+  ngx.log = ngx_log
+  ngx.now = now
+  ngx.time = function() return floor(now()) end
+  ngx.update_time = function() end
+  ngx.today = function() return os.date("%Y-%m-%d", floor(now())) end
+  ngx.localtime = function() return os.date("%Y-%m-%d %H:%M:%S", floor(now())) end
+  ngx.utctime = function() return os.date("!%Y-%m-%d %H:%M:%S", floor(now())) end
+  ngx.http_time = shim.http_time
+  ngx.cookie_time = shim.cookie_time
+  ngx.parse_http_time = nil
+
+  ngx.encode_base64 = shim.encode_base64
+  ngx.decode_base64 = shim.decode_base64
+  ngx.escape_uri = args.escape_uri
+  ngx.unescape_uri = args.unescape_uri
+  ngx.encode_args = args.encode
+  ngx.decode_args = args.decode
+  ngx.md5_bin = function(s) return digests().md5(tostring(s)) end
+  ngx.md5 = function(s) local u = digests() return u.hex(u.md5(tostring(s))) end
+  ngx.sha1_bin = function(s) return digests().sha1(tostring(s)) end
+  ngx.hmac_sha1 = shim.hmac_sha1
+  ngx.crc32_short = shim.crc32
+  ngx.crc32_long = shim.crc32
+  ngx.quote_sql_str = function(s)
+    return "'" .. gsub(tostring(s), "[%z\b\n\r\t\26\\'\"]", {
+      ["\0"] = "\\0", ["\b"] = "\\b", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+      ["\26"] = "\\Z", ["\\"] = "\\\\", ["'"] = "\\'", ["\""] = "\\\"" }) .. "'"
+  end
+
+  ngx.worker = {
+    id = function() return C.tg_pdk_worker_id() end,
+    count = function() return C.tg_pdk_worker_count() end,
+    pid = function()
+      local f = io.open("/proc/self/stat", "r")
+      local pid = f and tonumber((f:read("*l") or ""):match("^(%d+)"))
+      if f then f:close() end
+      return pid
+    end,
+    exiting = function() return false end,
+  }
+  ngx.config = {
+    subsystem = "http",
+    ngx_lua_version = 10026,
+    nginx_version = 1025003,
+    debug = false,
+    is_console = false,
+    prefix = function()
+      local k = rawget(_G, "kong")
+      return k and k.configuration and k.configuration.prefix or ""
+    end,
+    nginx_configure = function() return "" end,
+  }
+  ngx.var = setmetatable({}, var_mt)
+  ngx.req = new_req()
+  ngx.resp = {
+    get_headers = function(max, raw)
+      local r = need_req()
+      local t, err = base.collect_headers(r, C.tg_pdk_resp_get_header_count,
+                                          C.tg_pdk_resp_get_header_at,
+                                          (max == nil and 100) or (max == 0 and 1e9) or max)
+      if raw then
+        setmetatable(t, nil)
+      end
+      return t, err
+    end,
+  }
+  ngx.header = setmetatable({}, header_mt)
+  ngx.print = ngx_print
+  ngx.say = ngx_say
+  ngx.exit = ngx_exit
+  ngx.flush = function() return 1 end
+  ngx.eof = function() return 1 end
+  ngx.get_phase = function()
+    local name = base.phase_name()
+    if name == nil then
+      return "init"
+    end
+    return PHASE_NAMES[name] or name
+  end
+
+  -- ngx.ctx, ngx.status and ngx.headers_sent depend on the running request
+  return setmetatable(ngx, {
+    __index = function(_, k)
+      if k == "ctx" then
+        local r = get_req()
+        if r == nil then
+          error("no request found", 2)
+        end
+        return tctx.get(r)
+      elseif k == "status" then
+        local r = get_req()
+        if r == nil then
+          error("API disabled in the current context", 2)
+        end
+        return C.tg_pdk_resp_get_status(r)
+      elseif k == "headers_sent" then
+        local p = base.phase_name()
+        return p == "body_filter" or p == "log"
+      end
+      return nil
+    end,
+    __newindex = function(t, k, v)
+      if k == "status" then
+        local r = get_req()
+        if r == nil then
+          error("API disabled in the current context", 2)
+        end
+        if type(v) ~= "number" then
+          error("bad argument to 'ngx.status' (number expected)", 2)
+        end
+        C.tg_pdk_resp_set_status(r, v)
+        return
+      elseif k == "ctx" then
+        local r = get_req()
+        if r == nil or type(v) ~= "table" then
+          error("ngx.ctx can only be set to a table in a request", 2)
+        end
+        local cur = tctx.get(r)
+        for key in pairs(cur) do cur[key] = nil end
+        for key, val in pairs(v) do cur[key] = val end
+        return
+      end
+      rawset(t, k, v)
+    end,
+  })
+end
+
+--- Sets _G.ngx to the shim unless an ngx already exists. Returns it.
+function shim.install()
+  local g = rawget(_G, "ngx")
+  if g ~= nil then
+    return g
+  end
+  g = shim.new()
+  rawset(_G, "ngx", g)
+  return g
+end
+
+local _ = { lower, pairs }
+return shim
