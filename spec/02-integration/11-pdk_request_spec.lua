@@ -1,0 +1,213 @@
+-- The PDK from a real request: spec/fixtures/custom_plugins/kong/plugins/pdk-echo
+-- runs the operation named by its X-Pdk-Op request header.
+local helpers = require "spec.helpers"
+local cjson = require "cjson"
+
+local PLUGINS_PATH = helpers.root .. "/spec/fixtures/custom_plugins/?.lua"
+
+local function request(method, path, headers, body)
+  local client = helpers.proxy_client()
+  local res = assert(client:send { method = method, path = path, headers = headers,
+                                   body = body })
+  local rbody = res:read_body()
+  client:close()
+  return res, rbody
+end
+
+local function get(path, headers)
+  return request("GET", path, headers)
+end
+
+describe("PDK from a request", function()
+  local route_id, plugin_id
+
+  lazy_setup(function()
+    local bp = helpers.get_db_utils("off", nil, { "pdk-echo" })
+    local s = bp.services:insert { name = "pdk" }
+    local r = bp.routes:insert { service = s, paths = { "/pdk" } }
+    local cap = bp.routes:insert { service = s, paths = { [[~/cap/(?<name>[a-z]+)/(\d+)]] } }
+    route_id = r.id
+    local p = bp.plugins:insert { name = "pdk-echo", route = r, config = { tag = "t1" } }
+    plugin_id = p.id
+    bp.plugins:insert { name = "pdk-echo", route = cap, config = {} }
+    assert(helpers.start_kong {
+      database = "off",
+      plugins = "bundled,pdk-echo",
+      lua_package_path = PLUGINS_PATH,
+      trusted_ips = "127.0.0.1",
+    })
+  end)
+
+  lazy_teardown(function()
+    helpers.stop_kong()
+  end)
+
+  it("kong.request reads what the client sent", function()
+    local res, body = request("POST", "/pdk/a%20b?a=1&a=2&b&c=&d=x+y", {
+      ["X-Pdk-Op"] = "request",
+      ["X-Foo"] = "foo-value",
+      ["X-Multi"] = { "m1", "m2" },
+      ["Content-Type"] = "application/json",
+      ["X-Forwarded-Host"] = "user@Front.Example:8443",
+      ["X-Forwarded-Proto"] = "HTTPS",
+    }, '{"k":[1,2]}')
+    assert.equal(200, res.status)
+    assert.matches("application/json; charset=utf-8", res.headers["content-type"], 1, true)
+    local json = cjson.decode(body)
+    assert.equal("POST", json.method)
+    assert.equal("http", json.scheme)
+    assert.equal("127.0.0.1", json.host)
+    assert.equal(helpers.test_conf.proxy_port or json.port, json.port)
+    assert.equal("front.example", json.forwarded_host)
+    assert.equal("https", json.forwarded_scheme)
+    assert.equal(8443, json.forwarded_port)
+    assert.equal(1.1, json.http_version)
+    assert.equal("/pdk/a b", json.path)
+    assert.equal("/pdk/a%20b", json.raw_path)
+    assert.equal("/pdk/a%20b?a=1&a=2&b&c=&d=x+y", json.path_with_query)
+    assert.equal("a=1&a=2&b&c=&d=x+y", json.raw_query)
+    assert.same({ a = { "1", "2" }, b = true, c = "", d = "x y" }, json.query)
+    assert.equal("1", json.query_arg_a)
+    assert.equal("foo-value", json.header_x_foo)
+    assert.equal("foo-value", json.header_mixed)
+    assert.same({ "m1", "m2" }, json.multi)
+    assert.same({ k = { 1, 2 } }, json.body)
+    assert.equal("application/json", json.body_mime)
+    assert.equal('{"k":[1,2]}', json.raw_body)
+    assert.is_true(json.start_time_ok)
+    assert.equal("127.0.0.1", json.client_ip)
+    assert.equal("127.0.0.1", json.forwarded_ip)
+    assert.is_true(json.client_port_ok)
+    assert.equal(route_id, json.route_id)
+    assert.equal(plugin_id, json.plugin_id)
+    assert.is_true(json.trusted_local)
+  end)
+
+  it("kong.request.get_body decodes forms and multipart, refuses others", function()
+    local _, body = request("POST", "/pdk", {
+      ["X-Pdk-Op"] = "request",
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+    }, "x=1&y=a+b&x=2")
+    local json = cjson.decode(body)
+    assert.same({ x = { "1", "2" }, y = "a b" }, json.body)
+    assert.equal("application/x-www-form-urlencoded", json.body_mime)
+
+    local mp = "--B0\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nval\r\n--B0--\r\n"
+    _, body = request("POST", "/pdk", {
+      ["X-Pdk-Op"] = "request",
+      ["Content-Type"] = "multipart/form-data; boundary=B0",
+    }, mp)
+    json = cjson.decode(body)
+    assert.same({ f = "val" }, json.body)
+
+    _, body = request("POST", "/pdk", {
+      ["X-Pdk-Op"] = "request", ["Content-Type"] = "text/csv" }, "a,b")
+    json = cjson.decode(body)
+    assert.equal(cjson.null, json.body)
+    assert.equal("unsupported content type 'text/csv'", json.body_err)
+
+    _, body = request("POST", "/pdk", {
+      ["X-Pdk-Op"] = "request", ["Content-Type"] = "application/json" }, "[oops")
+    json = cjson.decode(body)
+    assert.equal("invalid json body", json.body_err)
+
+    _, body = get("/pdk", { ["X-Pdk-Op"] = "request" })
+    json = cjson.decode(body)
+    assert.equal("missing content type", json.body_err)
+  end)
+
+  it("kong.request.get_uri_captures gives named and unnamed captures", function()
+    local _, body = get("/cap/abc/42", { ["X-Pdk-Op"] = "request" })
+    local json = cjson.decode(body)
+    assert.equal("abc", json.captures.named.name)
+    -- unnamed[0] is the whole match; JSON turns the 0-based list into an object
+    local un = json.captures.unnamed
+    assert.equal("/cap/abc/42", un["0"] or un[1])
+  end)
+
+  it("kong.response.exit with a string body, list headers, no body", function()
+    local res, body = get("/pdk", { ["X-Pdk-Op"] = "exit_string" })
+    assert.equal(201, res.status)
+    assert.equal("plain body", body)
+    assert.equal("text/plain", res.headers["content-type"])
+    local multi = res.headers["x-multi"]
+    if type(multi) == "table" then multi = table.concat(multi, ", ") end
+    assert.equal("1, 2", multi)
+    assert.equal("exit", res.headers["x-source"])
+    assert.equal("t1", res.headers["x-pdk-tag"])
+
+    res, body = get("/pdk", { ["X-Pdk-Op"] = "exit_nobody" })
+    assert.equal(204, res.status)
+    assert.equal("", body or "")
+  end)
+
+  it("kong.response.error answers Kong's body by Accept", function()
+    local res, body = get("/pdk", { ["X-Pdk-Op"] = "error_default" })
+    assert.equal(403, res.status)
+    local json = cjson.decode(body)
+    assert.equal("Forbidden", json.message)
+    assert.matches("^%x+$", json.request_id)
+    assert.equal(json.request_id, res.headers["x-kong-request-id"] or json.request_id)
+
+    res, body = get("/pdk", { ["X-Pdk-Op"] = "error_message", Accept = "text/plain" })
+    assert.equal(429, res.status)
+    assert.matches("^slow down\nrequest_id: %x+\n$", body)
+    assert.equal("rate", res.headers["x-why"])
+    assert.matches("text/plain", res.headers["content-type"], 1, true)
+
+    res, body = get("/pdk", { ["X-Pdk-Op"] = "error_message", Accept = "text/html" })
+    assert.matches("<p>slow down.</p>", body, 1, true)
+  end)
+
+  it("argument errors carry Kong's messages", function()
+    local _, body = get("/pdk", { ["X-Pdk-Op"] = "args" })
+    local json = cjson.decode(body)
+    assert.equal("header name must be a string", json.header)
+    assert.equal("code must be a number between 100 and 599", json.exit_code)
+    assert.equal("max_headers must be >= 1", json.max_headers)
+    assert.equal("path must start with /", json.sr_path)
+    assert.equal("kong.service.set_target is not yet supported (the balancer is issue 12)",
+                 json.balancer)
+  end)
+
+  it("kong.service.request edits what goes upstream; ctx and log carry across phases",
+     function()
+    local res, body = get("/pdk/orig?q=0", { ["X-Pdk-Op"] = "upstream",
+                                             ["X-Remove-Me"] = "x" })
+    assert.equal(200, res.status)
+    local json = cjson.decode(body)
+    assert.equal("/anything/changed", json.uri)
+    assert.equal("y=2&y=3&z=1", json.query)
+    assert.equal("1", json.headers["x-up"])
+    local multi = json.headers["x-up-multi"]
+    if type(multi) == "table" then multi = table.concat(multi, ", ") end
+    assert.equal("a, b", multi)
+    assert.is_nil(json.headers["x-remove-me"])
+    assert.equal("shared-value", res.headers["x-shared"])
+    assert.equal("plugin-value", res.headers["x-plugin"])
+    assert.equal("set in access", res.headers["x-early"])
+    assert.equal("200", res.headers["x-upstream-status"])
+    assert.equal("service", res.headers["x-source"])
+    assert.equal("function cannot be called in header_filter phase (only in: rewrite, access)",
+                 res.headers["x-phase-error"])
+    assert.logfile().has.line("[pdk-echo] serialized GET 200 v route", true, 10)
+  end)
+
+  it("the ngx shim: var, req, ctx, say + exit", function()
+    local res, body = get("/pdk/n?q=7", { ["X-Pdk-Op"] = "ngx", ["User-Agent"] = "spec-ua",
+                                          ["X-Foo"] = "F" })
+    assert.equal(202, res.status)
+    assert.equal("method=GET uri=/pdk/n args=q=7 ua=spec-ua q=7 ctx=ngx-ctx h=F " ..
+                 "ru=/pdk/n?q=7 arg_q=7\n", body)
+    assert.equal("yes", res.headers["x-ngx"])
+  end)
+
+  it("the ngx shim: upstream_uri and req.set_header", function()
+    local res, body = get("/pdk", { ["X-Pdk-Op"] = "ngx_upstream" })
+    assert.equal(200, res.status)
+    local json = cjson.decode(body)
+    assert.equal("/anything/ngx", json.uri)
+    assert.equal("x=1", json.query)
+    assert.equal("1", json.headers["x-ngx-up"])
+  end)
+end)
