@@ -120,8 +120,17 @@ int tg_plugins_worker_init(tg_worker_t *w, char *err, size_t errlen)
     w->execute_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "configure");
     w->configure_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_getfield(L, -1, "has_plugins");
-    w->has_plugins_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "phase_mask");
+    w->phase_mask_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    /* what kong.response.exit yields */
+    if (tg_lua_require(L, "tollgate.ctx") != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        lua_close(L);
+        return TG_EINVAL;
+    }
+    lua_getfield(L, -1, "EXIT");
+    w->exit_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
     w->L = L;
     return 0;
@@ -155,39 +164,73 @@ int tg_plugins_configure(tg_worker_t *w, tg_snapshot_t *s)
      * request without plugins never enters Lua */
     free(w->plugin_pos);
     w->nplugin_pos = s->nroute_rows + 1;
-    w->plugin_pos = calloc(w->nplugin_pos, sizeof(bool));
+    w->plugin_pos = calloc(w->nplugin_pos, sizeof(uint16_t));
     for (size_t i = 0; i < w->nplugin_pos; i++) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, w->has_plugins_ref);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, w->phase_mask_ref);
         lua_pushinteger(L, (lua_Integer)i);
         if (lua_pcall(L, 1, 1, 0) == 0)
-            w->plugin_pos[i] = lua_toboolean(L, -1);
+            w->plugin_pos[i] = (uint16_t)lua_tointeger(L, -1);
         lua_settop(L, 0);
     }
     return 0;
 }
 
+static int phase_mask(const tg_worker_t *w, int pos)
+{
+    return w->plugin_pos && pos >= 0 && (size_t)pos < w->nplugin_pos ? w->plugin_pos[pos] : 0;
+}
+
 bool tg_plugins_active(const tg_worker_t *w, int pos)
 {
-    return w->plugin_pos && pos >= 0 && (size_t)pos < w->nplugin_pos && w->plugin_pos[pos];
+    return phase_mask(w, pos) != 0;
+}
+
+/* Drops the request's coroutine, or keeps it for the next request when it
+ * finished cleanly. */
+static void co_release(tg_conn_t *c, bool reusable)
+{
+    tg_worker_t *w = c->w;
+    if (!c->co)
+        return;
+    if (reusable && lua_status(c->co) == 0 && w->nco_pool < (int)TG_ARRAY_SIZE(w->co_pool)) {
+        lua_settop(c->co, 0);
+        w->co_pool[w->nco_pool] = c->co;
+        w->co_pool_ref[w->nco_pool] = c->co_ref;
+        w->nco_pool++;
+    } else {
+        luaL_unref(w->L, LUA_REGISTRYINDEX, c->co_ref);
+    }
+    c->co = NULL;
 }
 
 int tg_plugins_run(tg_conn_t *c, int phase)
 {
     tg_worker_t *w = c->w;
     lua_State *L = w->L;
-    if (!L)
+    /* only the phases some plugin of this route implements enter Lua */
+    if (!L || !(phase_mask(w, phase == TG_PHASE_REWRITE ? 0 : c->route_pos) & phase))
         return 0;
+    bool first = false;
     if (!c->co) {
-        c->co = lua_newthread(L);
-        c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        first = !c->co_used;
+        c->co_used = true;
+        if (w->nco_pool > 0) {
+            w->nco_pool--;
+            c->co = w->co_pool[w->nco_pool];
+            c->co_ref = w->co_pool_ref[w->nco_pool];
+        } else {
+            c->co = lua_newthread(L);
+            c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
         lua_setexdata(c->co, c);
     }
     lua_State *co = c->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, w->execute_ref);
     lua_pushstring(co, phase_name(phase));
     lua_pushinteger(co, c->route_pos);
+    lua_pushboolean(co, first);
     c->phase = phase;
-    int rc = lua_resume(co, 2);
+    int rc = lua_resume(co, 3);
     c->phase = 0;
     if (rc == 0) {
         int st = (int)lua_tointeger(co, -1);
@@ -195,16 +238,25 @@ int tg_plugins_run(tg_conn_t *c, int phase)
         return st;
     }
     if (rc == LUA_YIELD) {
-        tg_log(TG_LOG_ERR, "%s phase yielded outside a plugin handler", phase_name(phase));
-    } else {
-        const char *msg = lua_tostring(co, -1);
-        luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
-        tg_log(TG_LOG_ERR, "%s phase failed: %s", phase_name(phase), lua_tostring(L, -1));
-        lua_pop(L, 1);
+        /* kong.response.exit: the handler ends here; the coroutine stays
+         * suspended mid-handler, so it is dropped */
+        bool exit = false;
+        if (lua_gettop(co) > 0) {
+            lua_rawgeti(co, LUA_REGISTRYINDEX, w->exit_ref);
+            exit = lua_rawequal(co, -1, -2);
+        }
+        co_release(c, false);
+        if (exit)
+            return 0;
+        tg_log(TG_LOG_ERR, "%s phase yielded, which is not supported yet (cosockets, timers)",
+               phase_name(phase));
+        return 500;
     }
-    /* the coroutine is dead: drop it */
-    luaL_unref(L, LUA_REGISTRYINDEX, c->co_ref);
-    c->co = NULL;
+    const char *msg = lua_tostring(co, -1);
+    luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
+    tg_log(TG_LOG_ERR, "%s phase failed: %s", phase_name(phase), lua_tostring(L, -1));
+    lua_pop(L, 1);
+    co_release(c, false);
     return 500;
 }
 
@@ -217,10 +269,8 @@ int tg_plugins_set_phase(tg_req_t *r, int phase)
 
 void tg_plugins_request_done(tg_conn_t *c)
 {
-    if (c->co) {
-        luaL_unref(c->w->L, LUA_REGISTRYINDEX, c->co_ref);
-        c->co = NULL;
-    }
+    co_release(c, true);
+    c->co_used = false;
     tg__arena_reset(&c->arena);
     c->plugins = false;
     c->route_pos = 0;

@@ -125,6 +125,7 @@ struct tg_conn_s {
     /* the plugin host (plugins.c) and the PDK (pdk.c) */
     lua_State *co;     /* the request's coroutine, NULL when no plugin ran */
     int co_ref;        /* its anchor in the worker's registry */
+    bool co_used;      /* a coroutine ran for this request (the runloop's `first`) */
     int phase;         /* TG_PHASE_* while a phase runs */
     int route_pos;     /* the route's 1-based position in the config, 0 before routing */
     bool plugins;      /* plugins may run for this request */

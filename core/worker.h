@@ -42,9 +42,12 @@ typedef struct tg_worker_s {
 
     /* the plugin host (plugins.c) */
     struct lua_State *L;
-    int execute_ref, configure_ref, has_plugins_ref;
-    bool *plugin_pos; /* per route position (0 = global): may a plugin run */
+    int execute_ref, configure_ref, phase_mask_ref, exit_ref;
+    uint16_t *plugin_pos; /* per route position (0 = global): TG_PHASE_* bits plugins implement */
     size_t nplugin_pos;
+    struct lua_State *co_pool[64]; /* finished request coroutines, reused */
+    int co_pool_ref[64];
+    int nco_pool;
 } tg_worker_t;
 
 /* Opens the listener sockets of every worker (so that bind errors are known

@@ -3,19 +3,17 @@
 -- The core (core/plugins.c) calls, on each worker's own lua_State:
 --   runloop.init(configuration, worker_id, worker_count)  once, at start
 --   runloop.configure(json)                                once per snapshot
---   runloop.execute(phase, route_pos)                      per request phase,
+--   runloop.phase_mask(route_pos)                          per snapshot and route
+--   runloop.execute(phase, route_pos, first)               per request phase,
 --     in the request's coroutine (its exdata is the request)
 -- Plugins run in Kong's order (PRIORITY descending, then name descending) with
--- Kong's precedence of scoped configurations. Each handler runs in its own
--- coroutine, so kong.response.exit ends it on the spot (tollgate.ctx.EXIT).
+-- Kong's precedence of scoped configurations. kong.response.exit yields the
+-- request's coroutine (tollgate.ctx.EXIT): the handler ends on the spot.
 
 local cjson = require "cjson.safe"
 local ffi = require "ffi"
 
 local get_request = require "thread.exdata"
-local co_create = coroutine.create
-local co_resume = coroutine.resume
-local co_status = coroutine.status
 local traceback = debug.traceback
 local ipairs = ipairs
 local pairs = pairs
@@ -29,6 +27,7 @@ ffi.cdef [[
 local C = ffi.C
 
 local LOG_ERR = 4
+local bit_or = require("bit").bor
 
 local runloop = {}
 
@@ -194,13 +193,24 @@ function runloop.configure(json)
   return true
 end
 
---- Whether any plugin can run for a route position (0: before routing).
-function runloop.has_plugins(pos)
-  if pos == 0 then
-    return #globals > 0 or next(consumer_scoped) ~= nil
+local ALL_PHASES = 4 + 8 + 16 + 64 + 128 + 256
+
+--- The TG_PHASE_* bits some plugin implements for a route position (0:
+-- before routing: the global plugins), so the core enters Lua only for those.
+function runloop.phase_mask(pos)
+  if next(consumer_scoped) ~= nil then
+    return ALL_PHASES
   end
-  local l = by_position[pos]
-  return (l and #l > 0) or next(consumer_scoped) ~= nil
+  local list = pos == 0 and globals or by_position[pos] or {}
+  local mask = 0
+  for _, inst in ipairs(list) do
+    for name, b in pairs(PHASE_BITS) do
+      if inst.handler[name] then
+        mask = bit_or(mask, b)
+      end
+    end
+  end
+  return mask
 end
 
 -- With an authenticated consumer: the consumer-scoped instance wins for its
@@ -243,26 +253,18 @@ local function with_consumer(list, pos, consumer_id)
   return sort_instances(out)
 end
 
-local EXIT
-
+-- A handler runs directly in the request's coroutine: kong.response.exit
+-- yields tollgate.ctx.EXIT through the xpcall (LuaJIT yields across it)
+-- straight to the core, which ends the phase there. No coroutine per handler.
 local function run_handler(req, inst, phase)
   local fn = inst.handler[phase]
   if not fn then
     return true
   end
   ctx.set_current_plugin(req, inst.name, inst.id)
-  local co = co_create(fn)
-  local ok, res = co_resume(co, inst.handler, inst.conf)
+  local ok, err = xpcall(fn, traceback, inst.handler, inst.conf)
   if not ok then
-    log_err("[" .. inst.name .. "] " .. phase .. " failed: " .. traceback(co, tostring(res)))
-    return nil, "error"
-  end
-  if co_status(co) == "suspended" then
-    if res == EXIT then
-      return nil, "exit"
-    end
-    -- yielding for I/O is not supported yet (cosockets, timers: issue 11)
-    log_err("[" .. inst.name .. "] " .. phase .. " yielded, which is not supported yet")
+    log_err("[" .. inst.name .. "] " .. phase .. " failed: " .. tostring(err))
     return nil, "error"
   end
   return true
@@ -270,9 +272,11 @@ end
 
 --- Runs one phase for the current request. Returns 0, or 500 when a plugin
 -- raised an error (the core answers it).
-function runloop.execute(phase, pos)
+function runloop.execute(phase, pos, first)
   local req = get_request()
-  EXIT = EXIT or ctx.EXIT
+  if first then
+    ctx.clear(req) -- a new request on this connection's address
+  end
   local list
   local shared = ctx.get(req)
   if phase == "rewrite" or phase == "certificate" then
@@ -294,15 +298,11 @@ function runloop.execute(phase, pos)
   local current = list
   while i <= #current do
     local inst = current[i]
-    local ok, why = run_handler(req, inst, phase)
-    if not ok then
-      if phase == "access" then
-        shared.__tg_plugins = current
-      end
-      if why == "error" then
-        return 500
-      end
-      return 0 -- exit: the rest of the phase is skipped
+    if phase == "access" then
+      shared.__tg_plugins = current -- the later phases run what access resolved
+    end
+    if not run_handler(req, inst, phase) then
+      return 500
     end
     if phase == "access" then
       local c = shared.authenticated_consumer

@@ -1,0 +1,6 @@
+return {
+  name = "bench-headers",
+  fields = {
+    { config = { type = "record", fields = {} } },
+  },
+}
