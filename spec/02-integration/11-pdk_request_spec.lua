@@ -22,7 +22,7 @@ describe("PDK from a request", function()
   local route_id, plugin_id
 
   lazy_setup(function()
-    local bp = helpers.get_db_utils("off", nil, { "pdk-echo" })
+    local bp = helpers.get_db_utils("off", nil, { "pdk-echo", "pdk-ctx2" })
     local s = bp.services:insert { name = "pdk" }
     local r = bp.routes:insert { service = s, paths = { "/pdk" } }
     local cap = bp.routes:insert { service = s, paths = { [[~/cap/(?<name>[a-z]+)/(\d+)]] } }
@@ -30,9 +30,10 @@ describe("PDK from a request", function()
     local p = bp.plugins:insert { name = "pdk-echo", route = r, config = { tag = "t1" } }
     plugin_id = p.id
     bp.plugins:insert { name = "pdk-echo", route = cap, config = {} }
+    bp.plugins:insert { name = "pdk-ctx2", route = r, config = {} }
     assert(helpers.start_kong {
       database = "off",
-      plugins = "bundled,pdk-echo",
+      plugins = "bundled,pdk-echo,pdk-ctx2",
       lua_package_path = PLUGINS_PATH,
       trusted_ips = "127.0.0.1",
     })
@@ -184,7 +185,11 @@ describe("PDK from a request", function()
     assert.equal("a, b", multi)
     assert.is_nil(json.headers["x-remove-me"])
     assert.equal("shared-value", res.headers["x-shared"])
+    -- kong.ctx.plugin is per plugin: pdk-ctx2 wrote its own "mine" after pdk-echo
     assert.equal("plugin-value", res.headers["x-plugin"])
+    assert.equal("ctx2-value", res.headers["x-ctx2-plugin"])
+    -- kong.ctx.shared is per request: pdk-ctx2 saw what pdk-echo set
+    assert.equal("shared-value", res.headers["x-ctx2-saw"])
     assert.equal("set in access", res.headers["x-early"])
     assert.equal("200", res.headers["x-upstream-status"])
     assert.equal("service", res.headers["x-source"])
@@ -209,5 +214,116 @@ describe("PDK from a request", function()
     assert.equal("/anything/ngx", json.uri)
     assert.equal("x=1", json.query)
     assert.equal("1", json.headers["x-ngx-up"])
+  end)
+
+  it("kong.client.authenticate is seen in later phases", function()
+    local res = get("/pdk", { ["X-Pdk-Op"] = "auth" })
+    assert.equal(200, res.status)
+    assert.equal("bob", res.headers["x-consumer"])
+    assert.equal("cred-1", res.headers["x-credential"])
+    -- and not by the next request
+    local res2 = get("/pdk", { ["X-Pdk-Op"] = "protocol" })
+    assert.is_nil(res2.headers["x-consumer"])
+  end)
+
+  it("kong.client.get_protocol from the route", function()
+    local _, body = get("/pdk", { ["X-Pdk-Op"] = "protocol" })
+    assert.equal("http", cjson.decode(body).protocol)
+  end)
+
+  it("forgets a request's ctx after its log phase", function()
+    for _ = 1, 5 do
+      get("/pdk", { ["X-Pdk-Op"] = "upstream" })
+      get("/pdk", { ["X-Pdk-Op"] = "exit_string" })
+    end
+    local _, body = get("/pdk", { ["X-Pdk-Op"] = "count" })
+    -- only the request asking (one worker answers; others hold none either)
+    assert.equal(1, cjson.decode(body).count)
+  end)
+
+  it("kong.response.exit in header_filter replaces the status and headers", function()
+    local res = get("/pdk", { ["X-Pdk-Op"] = "hf_exit" })
+    assert.equal(418, res.status)
+    assert.equal("1", res.headers["x-hf"])
+  end)
+
+  pending("kong.response.exit in header_filter replaces the body (needs the core to send " ..
+          "the exit body instead of the upstream's in header_filter)", function()
+    local _, body = get("/pdk", { ["X-Pdk-Op"] = "hf_exit" })
+    assert.same({ message = "teapot" }, cjson.decode(body))
+  end)
+
+  it("kong.log and ngx.log write Kong-prefixed lines", function()
+    local res = get("/pdk", { ["X-Pdk-Op"] = "inspect" })
+    assert.equal(200, res.status)
+    -- the line of the call in handler.lua (OPS.inspect), as Kong's %file_src:%line_src
+    local warn_line, ngx_line
+    local i = 0
+    for l in io.lines(helpers.root ..
+                      "/spec/fixtures/custom_plugins/kong/plugins/pdk-echo/handler.lua") do
+      i = i + 1
+      if l:find("kong.log.warn(", 1, true) then warn_line = i end
+      if l:find("ngx.log(ngx.ERR", 1, true) then ngx_line = i end
+    end
+    assert.logfile().has.line("%[warn%] %d+#%d+: %[kong%] handler.lua:" .. warn_line ..
+                              " %[pdk%-echo%] warned 42 nil true")
+    assert.logfile().has.line('inspected = "value"', true)
+    assert.logfile().has.line("%[error%] %d+#%d+: %[lua%] handler.lua:" .. ngx_line ..
+                              ": .*ngx logged 7")
+  end)
+
+  it("get_headers stops at max_headers and says truncated", function()
+    local _, body = get("/pdk", { ["X-Pdk-Op"] = "many_headers", A = "1", B = "2", C = "3" })
+    local json = cjson.decode(body)
+    assert.equal(3, json.n)
+    assert.equal("truncated", json.err)
+  end)
+
+  it("X-Forwarded-* are trusted from a trusted peer only (here: trusted)", function()
+    local _, body = get("/pdk", { ["X-Pdk-Op"] = "untrusted",
+                                  ["X-Forwarded-Host"] = "fwd.example",
+                                  ["X-Forwarded-Proto"] = "https",
+                                  ["X-Forwarded-Port"] = "444",
+                                  ["X-Forwarded-Path"] = "/fwd",
+                                  ["X-Forwarded-Prefix"] = "/pre" })
+    local json = cjson.decode(body)
+    assert.equal("fwd.example", json.forwarded_host)
+    assert.equal("https", json.forwarded_scheme)
+    assert.equal(444, json.forwarded_port)
+    assert.equal("/fwd", json.forwarded_path)
+    assert.equal("/pre", json.forwarded_prefix)
+  end)
+end)
+
+describe("PDK from a request, untrusted peer", function()
+  lazy_setup(function()
+    local bp = helpers.get_db_utils("off", nil, { "pdk-echo" })
+    local s = bp.services:insert { name = "pdk" }
+    local r = bp.routes:insert { service = s, paths = { "/pdk" } }
+    bp.plugins:insert { name = "pdk-echo", route = r, config = {} }
+    assert(helpers.start_kong {
+      database = "off",
+      plugins = "bundled,pdk-echo",
+      lua_package_path = PLUGINS_PATH,
+    })
+  end)
+
+  lazy_teardown(function()
+    helpers.stop_kong()
+  end)
+
+  it("ignores X-Forwarded-* from an untrusted peer", function()
+    local _, body = get("/pdk/p", { ["X-Pdk-Op"] = "untrusted",
+                                    ["X-Forwarded-Host"] = "fwd.example",
+                                    ["X-Forwarded-Proto"] = "https",
+                                    ["X-Forwarded-Port"] = "444",
+                                    ["X-Forwarded-Path"] = "/fwd",
+                                    ["X-Forwarded-Prefix"] = "/pre" })
+    local json = cjson.decode(body)
+    assert.equal("127.0.0.1", json.forwarded_host)
+    assert.equal("http", json.forwarded_scheme)
+    assert.equal(helpers.test_conf.proxy_port, json.forwarded_port)
+    assert.equal("/pdk/p", json.forwarded_path)
+    assert.equal(cjson.null, json.forwarded_prefix)
   end)
 end)

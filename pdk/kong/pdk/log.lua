@@ -128,7 +128,7 @@ local function new_log(kong, namespace)
   local L = {}
   for name, no in pairs(LEVELS) do
     L[name] = function(...)
-      return build(no, namespace, 3, ...)
+      build(no, namespace, 3, ...) -- not a tail call: level 3 is the caller
     end
   end
   L.trace = function() end
@@ -149,7 +149,7 @@ local function new_log(kong, namespace)
       for i = 1, n do
         parts[i] = pretty((select(i, ...)))
       end
-      return build(LEVELS.notice, namespace, 3, concat(parts, " "))
+      build(LEVELS.notice, namespace, 3, concat(parts, " "))
     end,
   })
 

@@ -276,6 +276,11 @@ local function new(kong)
       end
       body = json
     end
+    if base.phase_name(r) == "header_filter" then
+      -- Kong replaces the answer being sent: its status now, its body when the
+      -- core honours the exit body in header_filter (see kong.response.exit)
+      C.tg_pdk_resp_set_status(r, status)
+    end
     local rc
     if body == nil then
       rc = C.tg_pdk_resp_exit(r, status, nil, 0)
