@@ -6,7 +6,7 @@ local cjson = require "cjson.safe"
 local ffi = require "ffi"
 
 local C = base.C
-local s1, n1, s2, n2 = base.s1, base.n1, base.s2, base.n2
+local s1, n1, s2 = base.s1, base.n1, base.s2
 local get_req = base.get_req
 local check_phase = base.check_phase
 local check_not_phase = base.check_not_phase
@@ -308,36 +308,25 @@ local function new(kong)
                                 C.tg_pdk_req_get_header_at, max_headers)
   end
 
-  local function raw_body(r)
-    local rc = C.tg_pdk_req_get_body(r, s1, n1)
-    if rc == -2 or rc >= 0 then
-      if rc >= 0 then
-        return ffi_string(s1[0], n1[0])
-      end
-    end
-    return nil, rc
-  end
-
   --- The request body, or nil, err when it is not in memory.
   -- @function kong.request.get_raw_body
+  -- @phases rewrite, access, response, admin_api
   function R.get_raw_body()
     local r = get_req()
     check_phase(before_content, r)
-    need(r)
-    local rc = C.tg_pdk_req_get_body(r, s1, n1)
+    local rc = C.tg_pdk_req_get_body(need(r), s1, n1)
     if rc >= 0 then
       return ffi_string(s1[0], n1[0])
     end
-    local h = header_of(r, "Content-Length")
-    if h == nil or h == "0" then
-      if header_of(r, "Transfer-Encoding") == nil then
-        return ""
-      end
+    if rc == base.E_NOTFOUND then
+      return ""
+    end
+    if rc == base.E_AGAIN then
+      return nil, "request body is not read (request buffering is off)"
     end
     return nil, "request body did not fit into client body buffer, consider raising " ..
                 "'client_body_buffer_size'"
   end
-  local _ = raw_body
 
   --- The body decoded by its MIME type (JSON, urlencoded form, multipart).
   -- Returns body, err, mimetype.
@@ -429,7 +418,7 @@ local function new(kong)
     return { unnamed = unnamed, named = named }
   end
 
-  local _k, _n2 = kong, n2
+  local _ = kong
   return R
 end
 

@@ -80,7 +80,9 @@ base.s2 = ffi.new("const char *[1]")
 base.n2 = ffi.new("size_t[1]")
 base.i1 = ffi.new("int[1]")
 
--- TG_* error codes used by the PDK (core/tg.h)
+-- TG_E* error codes the PDK tells apart (core/tg.h)
+base.E_AGAIN, base.E_INVAL, base.E_NOTFOUND, base.E_TOOLARGE = -2, -4, -5, -6
+-- header edit modes (TG_HDR_* of core/pdk.h)
 base.HDR_SET, base.HDR_ADD, base.HDR_CLEAR = 0, 1, 2
 
 --- The current request as a `tg_req_t *`, or nil outside a request.
@@ -248,7 +250,6 @@ base.headers_mt = headers_mt
 --- Reads n headers through get_at(r, i, ...) into a Kong headers table;
 -- returns t, "truncated" when there were more than max.
 function base.collect_headers(r, count, get_at, max)
-  local C = base.C
   local s1, n1, s2, n2 = base.s1, base.n1, base.s2, base.n2
   local t = setmetatable({}, headers_mt)
   local n = count(r)
@@ -270,7 +271,6 @@ function base.collect_headers(r, count, get_at, max)
       end
     end
   end
-  local _ = C
   return t, truncated
 end
 
