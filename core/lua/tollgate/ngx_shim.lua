@@ -37,6 +37,7 @@ local shim = {}
 
 local BODY_KEY = "__tg_ngx_body"        -- ngx.print/say output of the request
 local UPSTREAM_URI_KEY = "__tg_upstream_uri"
+local UPQUERY_KEY = "__tg_upstream_query" -- shared with kong.pdk.service
 
 local function str_of(fn, r)
   if fn(r, s1, n1) < 0 then
@@ -242,6 +243,7 @@ local function upstream_uri_set(r, v)
   if q then
     local query = sub(v, q + 1)
     C.tg_pdk_upreq_set_raw_query(r, query, #query)
+    tctx.get(r)[UPQUERY_KEY] = query
   end
   tctx.get(r)[UPSTREAM_URI_KEY] = v
 end
@@ -407,6 +409,24 @@ local function new_req()
       error("bad argument #1 to 'set_uri_args' (string or table expected)", 2)
     end
     C.tg_pdk_upreq_set_raw_query(r, q, #q)
+    tctx.get(r)[UPQUERY_KEY] = q
+  end
+
+  local METHOD_NAMES = {
+    [2] = "GET", [4] = "HEAD", [8] = "POST", [16] = "PUT", [32] = "DELETE", [64] = "MKCOL",
+    [128] = "COPY", [256] = "MOVE", [512] = "OPTIONS", [1024] = "PROPFIND",
+    [2048] = "PROPPATCH", [4096] = "LOCK", [8192] = "UNLOCK", [16384] = "PATCH",
+    [32768] = "TRACE",
+  }
+
+  --- ngx.req.set_method(ngx.HTTP_POST): the method sent upstream.
+  function R.set_method(id)
+    local r = need_req()
+    local m = METHOD_NAMES[id]
+    if not m then
+      error("unsupported HTTP method: " .. tostring(id), 2)
+    end
+    C.tg_pdk_upreq_set_method(r, m, #m)
   end
 
   function R.set_uri(uri)

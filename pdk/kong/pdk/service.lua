@@ -2,6 +2,7 @@
 -- @module kong.service
 local base = require "kong.pdk.private.base"
 local args = require "kong.pdk.private.args"
+local tctx = require "tollgate.ctx"
 local cjson = require "cjson.safe"
 local ffi = require "ffi"
 
@@ -36,6 +37,25 @@ local function need(r)
   return r
 end
 
+-- the query going upstream, as the PDK last set it (the core has no getter)
+local UPQUERY_KEY = "__tg_upstream_query"
+
+local function set_query_str(r, q)
+  C.tg_pdk_upreq_set_raw_query(r, q, #q)
+  tctx.get(r)[UPQUERY_KEY] = q
+end
+
+local function current_query(r)
+  local q = tctx.get(r)[UPQUERY_KEY]
+  if q then
+    return q
+  end
+  if C.tg_pdk_req_get_raw_query(r, s1, n1) < 0 then
+    return ""
+  end
+  return ffi_string(s1[0], n1[0])
+end
+
 local function set_hdr(r, name, value, mode)
   if type(value) == "table" then
     local first = true
@@ -57,7 +77,7 @@ local function new_request(kong)
   --- The scheme used upstream (only "http" is supported here).
   -- @function kong.service.request.set_scheme
   function SR.set_scheme(scheme)
-    check_phase(access_and_rewrite, get_req())
+    check_phase(access_rewrite_balancer, get_req())
     if type(scheme) ~= "string" then
       error("scheme must be a string", 2)
     end
@@ -89,7 +109,42 @@ local function new_request(kong)
     if type(query) ~= "string" then
       error("query must be a string", 2)
     end
-    C.tg_pdk_upreq_set_raw_query(need(r), query, #query)
+    set_query_str(need(r), query)
+  end
+
+  --- Removes every occurrence of a query argument from what goes upstream.
+  -- @function kong.service.request.clear_query_arg
+  function SR.clear_query_arg(name)
+    local r = get_req()
+    check_phase(access_and_rewrite, r)
+    if type(name) ~= "string" then
+      error("query argument name must be a string", 2)
+    end
+    local q = current_query(need(r))
+    if q == "" then
+      return
+    end
+    local kept = {}
+    for piece in q:gmatch("[^&]+") do
+      local eq = find(piece, "=", 1, true)
+      local k = eq and piece:sub(1, eq - 1) or piece
+      if k ~= name then
+        kept[#kept + 1] = piece
+      end
+    end
+    q = table.concat(kept, "&")
+    if find(q, "+", 1, true) then
+      q = q:gsub("%+", "%%20")
+    end
+    set_query_str(r, q)
+  end
+
+  --- Buffered proxying (the whole upstream answer read before header_filter)
+  -- is not available yet: raises.
+  -- @function kong.service.request.enable_buffering
+  function SR.enable_buffering()
+    check_phase(access_rewrite_balancer, get_req())
+    error("kong.service.request.enable_buffering is not yet supported", 2)
   end
 
   --- The method sent upstream.
@@ -117,8 +172,7 @@ local function new_request(kong)
     if type(t) ~= "table" then
       error("args must be a table", 2)
     end
-    local q = args.encode(t)
-    C.tg_pdk_upreq_set_raw_query(need(r), q, #q)
+    set_query_str(need(r), args.encode(t))
   end
 
   --- Sets a header sent upstream.
