@@ -123,6 +123,25 @@ describe("kong.pdk", function()
                      "mode must be 'set', 'add' or 'replace'")
   end)
 
+  it("blames the plugin's line, not the PDK's, for phase and argument errors", function()
+    tctx.set_phase("access")
+    local me = "spec/01-unit/10-pdk_phases_spec.lua"
+    local function check(fn)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      assert.matches(me, err, 1, true)
+    end
+    check(function() kong.response.exit(99) end)
+    check(function() kong.response.exit(200, nil, "x") end)
+    check(function() kong.response.exit(200, nil, { [1] = "v" }) end)
+    check(function() kong.response.error(500, nil, { a = { 1 } }) end)
+    check(function() kong.request.get_header(1) end)
+    check(function() kong.service.request.set_path("x") end)
+    check(function() kong.request.get_method() end) -- no request here
+    tctx.set_phase("init_worker")
+    check(function() kong.request.get_method() end)
+  end)
+
   it("refuses the balancer functions plainly", function()
     tctx.set_phase("access")
     assert.has_error(function() kong.service.set_upstream("u") end,

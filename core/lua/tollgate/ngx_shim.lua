@@ -567,25 +567,25 @@ local function flatten(out, v)
   end
 end
 
-local function ngx_print(...)
+local function output(newline, ...)
   local r = need_req()
   local out = {}
   for i = 1, select("#", ...) do
     flatten(out, (select(i, ...)))
+  end
+  if newline then
+    out[#out + 1] = "\n"
   end
   buffer_output(r, concat(out))
   return 1
 end
 
+local function ngx_print(...)
+  return output(false, ...)
+end
+
 local function ngx_say(...)
-  local r = need_req()
-  local out = {}
-  for i = 1, select("#", ...) do
-    flatten(out, (select(i, ...)))
-  end
-  out[#out + 1] = "\n"
-  buffer_output(r, concat(out))
-  return 1
+  return output(true, ...)
 end
 
 -- ngx.exit: status >= 200 (or 444) answers the request with what ngx.print/say

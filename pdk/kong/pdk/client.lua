@@ -21,12 +21,7 @@ local AUTH_AND_LATER = base.phases("access", "header_filter", "response", "body_
 local TABLE_OR_NIL = { ["table"] = true, ["nil"] = true }
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
-local function need(r)
-  if r == nil then
-    error("no request in this phase", 3)
-  end
-  return r
-end
+local need = base.need_req
 
 local function new(kong)
   local CL = {}

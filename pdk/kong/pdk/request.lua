@@ -31,12 +31,7 @@ local CT_FORM_DATA = "multipart/form-data"
 
 local before_content = base.phases("rewrite", "access", "response", "error", "admin_api")
 
-local function need(r)
-  if r == nil then
-    error("no request in this phase", 3)
-  end
-  return r
-end
+local need = base.need_req
 
 local function get_str(fn, r)
   if fn(r, s1, n1) < 0 then
@@ -51,6 +46,18 @@ local function header_of(r, name)
     return nil
   end
   return ffi_string(s1[0], n1[0])
+end
+
+-- X-Forwarded-Host without its userinfo, or nil
+local function forwarded_host(r)
+  local host = header_of(r, "X-Forwarded-Host")
+  if host then
+    local at = find(host, "@", 1, true)
+    if at then
+      host = sub(host, at + 1)
+    end
+  end
+  return host
 end
 
 local function new(kong)
@@ -108,12 +115,8 @@ local function new(kong)
     check_phase(PHASES.request, r)
     need(r)
     if is_trusted_peer(r) then
-      local host = header_of(r, "X-Forwarded-Host")
+      local host = forwarded_host(r)
       if host then
-        local at = find(host, "@", 1, true)
-        if at then
-          host = sub(host, at + 1)
-        end
         local colon = find(host, ":", 1, true)
         return colon and lower(sub(host, 1, colon - 1)) or lower(host)
       end
@@ -133,12 +136,8 @@ local function new(kong)
       if port and port >= MIN_PORT and port <= MAX_PORT then
         return port
       end
-      local host = header_of(r, "X-Forwarded-Host")
+      local host = forwarded_host(r)
       if host then
-        local at = find(host, "@", 1, true)
-        if at then
-          host = sub(host, at + 1)
-        end
         local colon = find(host, ":", 1, true)
         if colon then
           port = tonumber(sub(host, colon + 1), 10)

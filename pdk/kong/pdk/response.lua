@@ -55,12 +55,7 @@ local DEFAULT_MESSAGES = {
   [504] = "The upstream server is timing out",
 }
 
-local function need(r)
-  if r == nil then
-    error("no request in this phase", 3)
-  end
-  return r
-end
+local need = base.need_req
 
 local function set_one(r, name, value, mode)
   if type(value) == "table" then
@@ -134,6 +129,22 @@ local function error_body(format, message, rid)
     "{\n  \"message\":\"" .. json_str(message) .. "\",\n  \"request_id\":\"" .. rid .. "\"\n}"
 end
 
+-- Kong's status argument check (level: the PDK function's caller)
+local function check_status(status, min)
+  if type(status) ~= "number" then
+    error("code must be a number", 3)
+  elseif status < min or status > MAX_STATUS_CODE then
+    error(fmt("code must be a number between %u and %u", min, MAX_STATUS_CODE), 3)
+  end
+end
+
+local function check_headers(headers)
+  if type(headers) ~= "table" then
+    error("headers must be a nil or table", 3)
+  end
+  validate_headers(headers, 3)
+end
+
 local function new(kong)
   local R = {}
 
@@ -195,11 +206,7 @@ local function new(kong)
   function R.set_status(status)
     local r = get_req()
     check_phase(rewrite_access_header, r)
-    if type(status) ~= "number" then
-      error("code must be a number", 2)
-    elseif status < MIN_STATUS_CODE or status > MAX_STATUS_CODE then
-      error(fmt("code must be a number between %u and %u", MIN_STATUS_CODE, MAX_STATUS_CODE), 2)
-    end
+    check_status(status, MIN_STATUS_CODE)
     C.tg_pdk_resp_set_status(need(r), status)
   end
 
@@ -306,19 +313,12 @@ local function new(kong)
   function R.exit(status, body, headers)
     local r = get_req()
     check_phase(rewrite_access_header, r)
-    if type(status) ~= "number" then
-      error("code must be a number", 2)
-    elseif status < MIN_STATUS_CODE or status > MAX_STATUS_CODE then
-      error(fmt("code must be a number between %u and %u", MIN_STATUS_CODE, MAX_STATUS_CODE), 2)
-    end
+    check_status(status, MIN_STATUS_CODE)
     if body ~= nil and type(body) ~= "string" and type(body) ~= "table" then
       error("body must be a nil, string or table", 2)
     end
-    if headers ~= nil and type(headers) ~= "table" then
-      error("headers must be a nil or table", 2)
-    end
     if headers ~= nil then
-      validate_headers(headers)
+      check_headers(headers)
     end
     need(r)
     local shared = tctx.get(r)
@@ -334,12 +334,7 @@ local function new(kong)
   function R.error(status, message, headers)
     local r = get_req()
     check_phase(rewrite_access_header, r)
-    if type(status) ~= "number" then
-      error("code must be a number", 2)
-    elseif status < MIN_ERR_STATUS_CODE or status > MAX_STATUS_CODE then
-      error(fmt("code must be a number between %u and %u", MIN_ERR_STATUS_CODE,
-                MAX_STATUS_CODE), 2)
-    end
+    check_status(status, MIN_ERR_STATUS_CODE)
     if message ~= nil then
       if type(message) == "table" then
         local err
@@ -352,11 +347,8 @@ local function new(kong)
         error("message must be a nil, a string or a table", 2)
       end
     end
-    if headers ~= nil and type(headers) ~= "table" then
-      error("headers must be a nil or table", 2)
-    end
     if headers ~= nil then
-      validate_headers(headers)
+      check_headers(headers)
     else
       headers = {}
     end

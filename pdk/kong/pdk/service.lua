@@ -30,12 +30,7 @@ local access_rewrite_balancer_preread = base.phases("rewrite", "access", "balanc
 local header_body_log = base.phases("response", "header_filter", "body_filter", "log", "error",
                                     "admin_api")
 
-local function need(r)
-  if r == nil then
-    error("no request in this phase", 3)
-  end
-  return r
-end
+local need = base.need_req
 
 -- the query going upstream, as the PDK last set it (the core has no getter)
 local UPQUERY_KEY = "__tg_upstream_query"
@@ -307,6 +302,19 @@ local function new_response(kong)
     end
     return ffi_string(s1[0], n1[0])
   end
+
+  -- The core keeps no separate list of the upstream's headers, and buffered
+  -- proxying (the upstream body in memory) does not exist yet: these raise
+  -- rather than answer something else.
+  local function unsupported_rs(fn, why)
+    return function()
+      check_phase(header_body_log, get_req())
+      error(fmt("kong.service.response.%s is not yet supported (%s)", fn, why), 2)
+    end
+  end
+  RS.get_headers = unsupported_rs("get_headers", "the core exposes single headers only")
+  RS.get_raw_body = unsupported_rs("get_raw_body", "needs buffered proxying")
+  RS.get_body = unsupported_rs("get_body", "needs buffered proxying")
 
   local _ = kong
   return RS

@@ -177,7 +177,7 @@ end
 --- The request in a request phase; raises when called outside of one.
 function base.need_req(r)
   if r == nil then
-    error("no request to operate on in this phase", 3)
+    error("no request in this phase", 3)
   end
   return r
 end
