@@ -174,10 +174,13 @@ describe("kong.pdk", function()
     assert.is_nil(kong.cluster.get_id())
   end)
 
-  it("kong.ctx outside a request reads nil and refuses writes", function()
-    assert.is_nil(kong.ctx.shared.x)
-    assert.has_error(function() kong.ctx.shared.x = 1 end,
+  it("kong.ctx outside a request refuses use", function()
+    assert.has_error(function() return kong.ctx.shared end,
                      "kong.ctx.shared is only available in a request")
+    assert.has_error(function() return kong.ctx.plugin end,
+                     "kong.ctx.plugin is only available in a request")
+    assert.has_error(function() kong.ctx.shared = {} end, "kong.ctx cannot be written to")
+    assert.is_nil(kong.ctx.other)
     assert.is_nil(kong.plugin.get_id())
   end)
 end)

@@ -190,6 +190,7 @@ describe("PDK from a request", function()
     assert.equal("ctx2-value", res.headers["x-ctx2-plugin"])
     -- kong.ctx.shared is per request: pdk-ctx2 saw what pdk-echo set
     assert.equal("shared-value", res.headers["x-ctx2-saw"])
+    assert.equal("shared-value", res.headers["x-ctx2-pairs"])
     assert.equal("set in access", res.headers["x-early"])
     assert.equal("200", res.headers["x-upstream-status"])
     assert.equal("service", res.headers["x-source"])

@@ -17,50 +17,28 @@ local pdk = {}
 
 local ROUTER_PHASES = base.phases("access", "header_filter", "response", "body_filter", "log")
 
--- kong.ctx.shared / kong.ctx.plugin: per-request tables behind proxies, so a
--- plugin can cache `kong.ctx` and still reach the current request's tables.
+-- kong.ctx.shared / kong.ctx.plugin: looked up on each access, as Kong's, so
+-- they are the current request's own tables (pairs, next and # work on them).
 local function new_ctx()
-  local shared = setmetatable({}, {
+  return setmetatable({}, {
     __index = function(_, k)
-      local t = tctx.get(get_req())
-      if t == nil then
+      if k ~= "shared" and k ~= "plugin" then
         return nil
       end
-      return t[k]
-    end,
-    __newindex = function(_, k, v)
-      local t = tctx.get(get_req())
-      if t == nil then
-        error("kong.ctx.shared is only available in a request", 2)
+      local r = get_req()
+      if r == nil then
+        error("kong.ctx." .. k .. " is only available in a request", 2)
       end
-      t[k] = v
+      if k == "shared" then
+        return tctx.get(r)
+      end
+      local name = tctx.current_plugin(r)
+      return tctx.plugin(r, name or "?")
     end,
-    __pairs = function()
-      return next, tctx.get(get_req()) or {}, nil
+    __newindex = function()
+      error("kong.ctx cannot be written to", 2)
     end,
   })
-  local function plugin_table()
-    local r = get_req()
-    if r == nil then
-      return nil
-    end
-    local name = tctx.current_plugin(r)
-    return tctx.plugin(r, name or "?")
-  end
-  local plugin = setmetatable({}, {
-    __index = function(_, k)
-      local t = plugin_table()
-      return t and t[k]
-    end,
-    __newindex = function(_, k, v)
-      local t = plugin_table()
-      if t == nil then
-        error("kong.ctx.plugin is only available in a request", 2)
-      end
-      t[k] = v
-    end,
-  })
-  return { shared = shared, plugin = plugin }
 end
 
 -- IPv4 "a.b.c.d" -> number, or nil
