@@ -336,3 +336,46 @@ describe("PDK from a request, untrusted peer", function()
     assert.equal(cjson.null, json.forwarded_prefix)
   end)
 end)
+
+describe("PDK from a request, global plugin in rewrite", function()
+  lazy_setup(function()
+    local bp = helpers.get_db_utils("off", nil, { "pdk-echo" })
+    local s = bp.services:insert { name = "pdk" }
+    bp.routes:insert { service = s, paths = { "/g" } }
+    bp.plugins:insert { name = "pdk-echo", config = {} }
+    assert(helpers.start_kong {
+      database = "off",
+      plugins = "bundled,pdk-echo",
+      lua_package_path = PLUGINS_PATH,
+    })
+  end)
+
+  lazy_teardown(function()
+    helpers.stop_kong()
+  end)
+
+  it("kong.response.exit in rewrite ends the handler and skips routing", function()
+    assert(helpers.mock_upstream_reset())
+    local res, body = get("/nowhere", { ["X-Pdk-Rewrite"] = "exit" })
+    assert.equal(451, res.status)
+    assert.equal("rewrite exit", body)
+    assert.equal("1", res.headers["x-rewrite"])
+    assert.equal(0, helpers.mock_upstream_count())
+    assert.logfile().has.no.line("code after kong.response.exit ran in rewrite", true)
+  end)
+
+  it("kong.router is refused in rewrite with Kong's message", function()
+    local _, body = get("/g", { ["X-Pdk-Rewrite"] = "router" })
+    local json = cjson.decode(body)
+    assert.equal("function cannot be called in rewrite phase (only in: access, response, " ..
+                 "header_filter, body_filter, log)", json.err)
+    assert.equal("rewrite", json.phase)
+  end)
+
+  it("ngx.print + ngx.exit(200) answer from rewrite", function()
+    local res, body = get("/g", { ["X-Pdk-Rewrite"] = "ngx_exit" })
+    assert.equal(200, res.status)
+    assert.equal("from rewrite", body)
+    assert.logfile().has.no.line("code after ngx.exit ran in rewrite", true)
+  end)
+end)
