@@ -194,6 +194,8 @@ describe("PDK from a request", function()
     assert.equal("set in access", res.headers["x-early"])
     assert.equal("200", res.headers["x-upstream-status"])
     assert.equal("service", res.headers["x-source"])
+    assert.matches("application/json", res.headers["x-upstream-ct"], 1, true)
+    assert.equal("set in access", res.headers["x-resp-early"])
     assert.equal("function cannot be called in header_filter phase (only in: rewrite, access)",
                  res.headers["x-phase-error"])
     assert.logfile().has.line("[pdk-echo] serialized GET 200 v route", true, 10)

@@ -184,6 +184,7 @@ local function new(kong)
       error("header name must be a string", 2)
     end
     need(r)
+    name = gsub(name, "_", "-") -- as the headers table's lookup does
     if C.tg_pdk_resp_get_header(r, name, #name, s1, n1) < 0 then
       return nil
     end

@@ -297,6 +297,7 @@ local function new_response(kong)
     if type(name) ~= "string" then
       error("header name must be a string", 2)
     end
+    name = name:gsub("_", "-") -- as the headers table's lookup does
     if C.tg_pdk_svcresp_get_header(need(r), name, #name, s1, n1) < 0 then
       return nil
     end
