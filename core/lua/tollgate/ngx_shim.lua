@@ -776,8 +776,54 @@ function shim.new()
   })
 end
 
---- Sets _G.ngx to the shim unless an ngx already exists. Returns it.
+-- A kong.response.exit / ngx.exit inside a plugin's own coroutine
+-- (coroutine.wrap in access) must end the handler, as in OpenResty: resume and
+-- wrap pass tollgate.ctx.EXIT on up to the request's coroutine instead of
+-- handing it to the plugin's code. Other yields are untouched.
+local coroutines_patched = false
+
+function shim.patch_coroutines()
+  if coroutines_patched then
+    return
+  end
+  coroutines_patched = true
+  local co = coroutine
+  local orig_resume, orig_create, orig_status = co.resume, co.create, co.status
+  shim.raw_resume = orig_resume -- the unpatched resume (specs)
+  local EXIT = tctx.EXIT
+  local unpack = unpack or table.unpack
+
+  local function pass_on(thread, ok, first, ...)
+    if ok and first == EXIT and orig_status(thread) == "suspended" then
+      local _, main = co_running()
+      if not main then
+        -- the core never resumes a request after EXIT
+        return co_yield(EXIT)
+      end
+    end
+    return ok, first, ...
+  end
+
+  co.resume = function(thread, ...)
+    return pass_on(thread, orig_resume(thread, ...))
+  end
+
+  co.wrap = function(f)
+    local thread = orig_create(f)
+    return function(...)
+      local res = { co.resume(thread, ...) }
+      if not res[1] then
+        error(res[2], 0)
+      end
+      return unpack(res, 2, table.maxn(res))
+    end
+  end
+end
+
+--- Sets _G.ngx to the shim unless an ngx already exists (and makes exits
+-- inside plugins' coroutines end the handler). Returns it.
 function shim.install()
+  shim.patch_coroutines()
   local g = rawget(_G, "ngx")
   if g ~= nil then
     return g
