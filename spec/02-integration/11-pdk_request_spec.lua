@@ -196,6 +196,7 @@ describe("PDK from a request", function()
     assert.equal("service", res.headers["x-source"])
     assert.matches("application/json", res.headers["x-upstream-ct"], 1, true)
     assert.equal("set in access", res.headers["x-resp-early"])
+    assert.equal("set in access|application/json", res.headers["x-resp-headers"])
     assert.equal("function cannot be called in header_filter phase (only in: rewrite, access)",
                  res.headers["x-phase-error"])
     assert.logfile().has.line("[pdk-echo] serialized GET 200 v route", true, 10)
