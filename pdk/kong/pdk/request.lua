@@ -48,6 +48,15 @@ local function header_of(r, name)
   return ffi_string(s1[0], n1[0])
 end
 
+-- A PDK function returning one string of the request from the core.
+local function str_getter(phases, fn)
+  return function()
+    local r = get_req()
+    check_phase(phases, r)
+    return get_str(fn, need(r))
+  end
+end
+
 -- X-Forwarded-Host without its userinfo, or nil
 local function forwarded_host(r)
   local host = header_of(r, "X-Forwarded-Host")
@@ -71,19 +80,11 @@ local function new(kong)
   --- The scheme of the request's URL ("http" or "https").
   -- @function kong.request.get_scheme
   -- @phases rewrite, access, header_filter, response, body_filter, log, admin_api
-  function R.get_scheme()
-    local r = get_req()
-    check_phase(PHASES.request, r)
-    return get_str(C.tg_pdk_req_get_scheme, need(r))
-  end
+  R.get_scheme = str_getter(PHASES.request, C.tg_pdk_req_get_scheme)
 
   --- The host of the request (Host header or absolute URL), lowercased, no port.
   -- @function kong.request.get_host
-  function R.get_host()
-    local r = get_req()
-    check_phase(PHASES.request, r)
-    return get_str(C.tg_pdk_req_get_host, need(r))
-  end
+  R.get_host = str_getter(PHASES.request, C.tg_pdk_req_get_host)
 
   --- The port the request was received on.
   -- @function kong.request.get_port
@@ -192,27 +193,15 @@ local function new(kong)
 
   --- The request method, uppercase.
   -- @function kong.request.get_method
-  function R.get_method()
-    local r = get_req()
-    check_phase(PHASES.request, r)
-    return get_str(C.tg_pdk_req_get_method, need(r))
-  end
+  R.get_method = str_getter(PHASES.request, C.tg_pdk_req_get_method)
 
   --- The normalised path (no query).
   -- @function kong.request.get_path
-  function R.get_path()
-    local r = get_req()
-    check_phase(PHASES.request, r)
-    return get_str(C.tg_pdk_req_get_path, need(r))
-  end
+  R.get_path = str_getter(PHASES.request, C.tg_pdk_req_get_path)
 
   --- The path as sent (not normalised, no query).
   -- @function kong.request.get_raw_path
-  function R.get_raw_path()
-    local r = get_req()
-    check_phase(PHASES.request, r)
-    return get_str(C.tg_pdk_req_get_raw_path, need(r))
-  end
+  R.get_raw_path = str_getter(PHASES.request, C.tg_pdk_req_get_raw_path)
 
   --- The path as sent with its query.
   -- @function kong.request.get_path_with_query
