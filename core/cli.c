@@ -486,7 +486,27 @@ static int check_declarative(const tg_conf_t *c, char *const *files, size_t n)
         lua_pushstring(L, files[i]);
         lua_rawseti(L, -2, (int)i + 1);
     }
-    if (tg_lua_pcall(L, 1, 2) != 0) {
+    /* opts.plugins: the enabled plugins, as the node would load them */
+    lua_createtable(L, 0, 1);
+    if (tg_lua_require(L, "tollgate.plugins") != 0) {
+        rc = fail("%s", lua_tostring(L, -1));
+        lua_close(L);
+        return rc;
+    }
+    lua_getfield(L, -1, "expand");
+    lua_createtable(L, (int)c->nplugins, 0);
+    for (size_t i = 0; i < c->nplugins; i++) {
+        lua_pushstring(L, c->plugins[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    if (tg_lua_pcall(L, 1, 1) != 0) {
+        rc = fail("%s", lua_tostring(L, -1));
+        lua_close(L);
+        return rc;
+    }
+    lua_setfield(L, -3, "plugins");
+    lua_pop(L, 1); /* tollgate.plugins */
+    if (tg_lua_pcall(L, 2, 2) != 0) {
         rc = fail("%s", lua_tostring(L, -1));
     } else if (lua_isnil(L, -2)) {
         /* Kong: error("Failed parsing:\n" .. err) */

@@ -124,3 +124,42 @@ describe("plugin host, global plugins", function()
     assert.logfile().has.line("tg-trace log phase: rewrite,log status 404", true, 10)
   end)
 end)
+
+describe("plugin host, loading", function()
+  local cases = {
+    { "tg-bad-priority", 'Plugin "tg-bad-priority" cannot be loaded because its PRIORITY field '
+                         .. 'is not a valid integer number, got: "10.5".' },
+    { "tg-bad-version", 'Plugin "tg-bad-version" cannot be loaded because its VERSION field does '
+                        .. 'not follow the "x.y.z" format, got: "1.2.3.4".' },
+    { "tg-response-and-filter", 'Plugin "tg-response-and-filter" can\'t be loaded because it '
+                                .. "implements both `response` and `header_filter` or "
+                                .. "`body_filter` methods." },
+    { "tg-not-there", "tg-not-there plugin is enabled but not installed" },
+  }
+  for _, c in ipairs(cases) do
+    it("refuses to start with " .. c[1] .. ", saying why", function()
+      helpers.get_db_utils("off")
+      local ok, err = helpers.start_kong {
+        database = "off",
+        plugins = "bundled," .. c[1],
+        lua_package_path = PLUGINS_PATH,
+      }
+      helpers.stop_kong()
+      assert.is_nil(ok)
+      assert.matches(c[2], err, 1, true)
+    end)
+  end
+
+  it("refuses a config that uses a plugin not enabled, with Kong's message", function()
+    local f = os.tmpname() .. ".yaml"
+    local fh = assert(io.open(f, "w"))
+    fh:write('_format_version: "3.0"\nservices:\n- name: s\n  url: http://127.0.0.1:9\n'
+             .. '  plugins:\n  - name: tg-trace\n    config: { header_value: "x" }\n')
+    fh:close()
+    local ok, err, out = helpers.kong_exec("config parse " .. f)
+    os.remove(f)
+    assert.is_false(ok)
+    assert.matches("plugin 'tg-trace' not enabled; add it to the 'plugins' configuration property",
+                   (err or "") .. (out or ""), 1, true)
+  end)
+end)

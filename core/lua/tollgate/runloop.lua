@@ -81,6 +81,7 @@ function runloop.init(configuration, worker_id, worker_count)
   ctx.set_phase("init_worker")
   for _, p in ipairs(loaded.sorted) do
     if p.handler.init_worker then
+      ctx.set_current_plugin(nil, p.name, nil) -- kong.log's [plugin] prefix
       local ok, e = xpcall(p.handler.init_worker, traceback, p.handler)
       if not ok then
         log_err("[" .. p.name .. "] init_worker failed: " .. tostring(e))
@@ -184,6 +185,7 @@ function runloop.configure(json)
 
   for _, p in ipairs(loaded.sorted) do
     if p.handler.configure then
+      ctx.set_current_plugin(nil, p.name, nil)
       local ok, e = xpcall(p.handler.configure, traceback, p.handler, configs_by_name[p.name])
       if not ok then
         log_err("[" .. p.name .. "] configure failed: " .. tostring(e))

@@ -47,12 +47,22 @@ function state.apply(config)
   return true
 end
 
+--- The loader's options: the enabled plugins (a plugin not in `plugins` is
+-- refused with Kong's message).
+function state.declarative_opts(opts)
+  opts = opts or {}
+  if opts.plugins == nil and state.conf then
+    opts.plugins = require("tollgate.plugins").expand(state.conf.plugins)
+  end
+  return opts
+end
+
 --- Loads the declarative files and applies them (start and reload).
 -- @treturn true|nil
 -- @treturn string Kong's "Failed parsing" text, when refused
 function state.load_declarative(files)
   local declarative = require "tollgate.declarative"
-  local config, err_t = declarative.load_files(files)
+  local config, err_t = declarative.load_files(files, state.declarative_opts())
   if not config then
     if type(err_t) == "table" then
       return nil, declarative.error_text(err_t)

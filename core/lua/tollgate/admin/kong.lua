@@ -272,7 +272,8 @@ function _M.config_post(self)
   params.flatten_errors, params.check_hash = nil, nil
 
   local declarative = require "tollgate.declarative"
-  local opts = { workspace = self.prefix ~= "" and self.ws.name or nil }
+  local opts = require("tollgate.state").declarative_opts(
+    { workspace = self.prefix ~= "" and self.ws.name or nil })
   local config, err_t
   if params._format_version ~= nil then
     local doc = {}
