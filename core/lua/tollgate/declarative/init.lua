@@ -196,8 +196,19 @@ local function ensure_plugin_subschema(opts, name)
     def = opts.plugin_schema(name)
   end
   if not def then
-    local ok, mod = pcall(require, "kong.plugins." .. name .. ".schema")
-    if ok and type(mod) == "table" then
+    -- tollgate.plugins finds bundled and custom schemas (kong.plugins.<name>.schema)
+    local ok, loader = pcall(require, "tollgate.plugins")
+    local mod, err
+    if ok then
+      mod, err = loader.schema(name)
+      if not mod and not err:find("^no configuration schema found") then
+        error("error loading plugin schemas: on plugin '" .. name .. "': " .. err, 0)
+      end
+    else
+      ok, mod = pcall(require, "kong.plugins." .. name .. ".schema")
+      mod = ok and mod or nil
+    end
+    if type(mod) == "table" then
       def = mod
     elseif opts.plugins == nil then
       return -- not installed: refused as not enabled
@@ -510,6 +521,14 @@ local function validate_items(st)
       ok, verr = item.schema:validate(row)
     else
       ok, verr = false, perr
+    end
+    if item.entity == "plugins" and type(item.raw.name) == "string"
+       and not plugin_enabled(st.opts, item.raw.name) then
+      -- its schema may be known to this lua_State (loaded for another config)
+      ferrs.name = item.schema.subschema_error:format(item.raw.name)
+      if type(verr) == "table" then
+        verr.config = nil
+      end
     end
     if not ok or next(ferrs) then
       local e = verr or {}
