@@ -66,9 +66,12 @@ build_tollgate() {
 # (the fields after the parenthesised command name, which may hold spaces).
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-# core_busy_ticks CPU: "busy total" jiffies of one core from /proc/stat
+# core_ticks CPU: "busy total" jiffies of one core from /proc/stat
 core_ticks() {
-  awk -v c="cpu$1" '$1 == c {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat
+  awk -v c="cpu$1" '$1 == c {
+    t = 0; for (i = 2; i <= NF; i++) t += $i
+    print t - $5 - $6, t
+  }' /proc/stat
 }
 
 # port_free PORT: fails when something listens on 127.0.0.1:PORT already
@@ -155,4 +158,8 @@ wrk_errors() {
     END { print n + 0 }' "${1:-$WORK/wrk-last.txt}"
 }
 
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# median: of the numbers on stdin, one a line
+median() {
+  sort -g | awk '{a[NR] = $1}
+    END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}

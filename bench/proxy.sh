@@ -113,7 +113,8 @@ done
 
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 echo
-echo "median of $RUNS runs of ${DURATION} s, $CONNS connections; upstream alone: $(printf '%.0f' "$up_rps") req/s"
+printf 'median of %d runs of %d s, %d connections; upstream alone: %.0f req/s\n' \
+  "$RUNS" "$DURATION" "$CONNS" "$up_rps"
 printf '%-9s %10s %8s %11s %9s %7s\n' proxy "req/s" "p99 ms" "CPU us/req" "RSS KiB" errors
 for name in $PROXIES; do
   printf '%-9s %10.0f %8.2f %11.2f %9s %7s\n' "$name" "$(med "${RPS[$name]}")" \
@@ -127,11 +128,15 @@ if [[ " $PROXIES " == *" tollgate "* && " $PROXIES " == *" nginx "* ]]; then
   r_rss="$(echo "$(rss_kb "${PID[tollgate]}") / $(rss_kb "${PID[nginx]}")" | bc -l)"
   verdict() { if [ "$(echo "$1" | bc -l)" -eq 1 ]; then echo PASS; else echo MISS; fi; }
   echo
-  printf 'tollgate/nginx throughput %.3f (target >= 1.0: %s)\n' "$r_rps" "$(verdict "$r_rps >= 1.0")"
-  printf 'tollgate/nginx CPU/req    %.3f (target <= 1.0: %s)\n' "$r_cpu" "$(verdict "$r_cpu <= 1.0")"
-  printf 'tollgate/nginx p99        %.3f (target <= 1.2: %s)\n' "$r_p99" "$(verdict "$r_p99 <= 1.2")"
+  printf 'tollgate/nginx throughput %.3f (target >= 1.0: %s)\n' "$r_rps" \
+    "$(verdict "$r_rps >= 1.0")"
+  printf 'tollgate/nginx CPU/req    %.3f (target <= 1.0: %s)\n' "$r_cpu" \
+    "$(verdict "$r_cpu <= 1.0")"
+  printf 'tollgate/nginx p99        %.3f (target <= 1.2: %s)\n' "$r_p99" \
+    "$(verdict "$r_p99 <= 1.2")"
   printf 'tollgate/nginx RSS        %.3f (no target)\n' "$r_rss"
-  [ "${ERR[tollgate]}" -eq 0 ] || echo "tollgate: ${ERR[tollgate]} non-2xx responses or socket errors"
+  [ "${ERR[tollgate]}" -eq 0 ] \
+    || echo "tollgate: ${ERR[tollgate]} non-2xx responses or socket errors in the runs"
 fi
 
 [[ " $PROXIES " == *" tollgate "* ]] || exit 0
