@@ -6,6 +6,7 @@
 #include "worker.h"
 
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +51,14 @@ static int l_apply(lua_State *L)
     return 1;
 }
 
+/* tollgate.c.control.trim(): hands memory freed by a load back to the system
+ * (glibc keeps it otherwise). */
+static int l_trim(lua_State *L)
+{
+    malloc_trim(0);
+    return 0;
+}
+
 static int l_stats(lua_State *L)
 {
     lua_createtable(L, 0, 8);
@@ -91,6 +100,7 @@ static int l_workers(lua_State *L)
 int luaopen_tollgate_c_control(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"apply", l_apply},
+                                   {"trim", l_trim},
                                    {"stats", l_stats},
                                    {"ready", l_ready},
                                    {"workers", l_workers},

@@ -16,6 +16,13 @@ end
 -- @treturn string|nil
 -- @treturn string error
 function M.encode(config)
+  -- no plugin enabled: the workers' Lua never starts, so it needs nothing
+  local ok, state = pcall(require, "tollgate.state")
+  if ok and type(state) == "table" and state.conf then
+    if #require("tollgate.plugins").expand(state.conf.plugins) == 0 then
+      return "{}"
+    end
+  end
   local plugins = {}
   for _, p in ipairs(list(config, "plugins")) do
     if p.enabled ~= false then

@@ -44,6 +44,9 @@ function state.apply(config)
     return nil, err
   end
   state.config = config
+  -- a load leaves much garbage (parsing, validation): give it back now
+  collectgarbage("collect")
+  control.trim()
   return true
 end
 
