@@ -54,6 +54,7 @@ describe("tollgate.plugins", function()
       write(d .. "/nohandler/schema.lua", "return {}")
       plugins.DIR = d
       assert.same({ "alpha", "zeta" }, plugins.bundled())
+      assert.same({ "alpha", "zeta" }, plugins.BUNDLED)
       assert.same({ "alpha", "zeta", "mine" }, plugins.expand({ "bundled", "mine" }))
       assert.same({ "mine", "alpha", "zeta" }, plugins.expand({ "mine", "bundled", "zeta" }))
       os.execute("rm -rf '" .. d .. "'")

@@ -4,6 +4,7 @@
 --   local plugins = require "tollgate.plugins"
 --   plugins.expand(conf_plugins)  -> { names }  ("bundled" expanded, a leading "off" = none)
 --   plugins.bundled()             -> { names }  (the plugin dirs under <root>/plugins)
+--   plugins.BUNDLED               -> the same list, as a field
 --   plugins.load(names)           -> loaded | nil, err
 --       loaded = { [name] = p, by_name = { [name] = p }, sorted = { p, ... } }
 --       p = { name, handler, schema, priority, version }
@@ -377,5 +378,13 @@ function plugins.validate_config(name, config, row)
   end
   return input.config, nil, input
 end
+
+setmetatable(plugins, {
+  __index = function(_, k)
+    if k == "BUNDLED" then
+      return plugins.bundled()
+    end
+  end,
+})
 
 return plugins
