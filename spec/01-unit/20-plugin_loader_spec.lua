@@ -26,6 +26,22 @@ local function write(path, text)
   f:close()
 end
 
+-- Points plugins.DIR at a fresh directory around each test of the enclosing
+-- describe; returns a table whose `path` is that directory.
+local function bundled_dir_per_test()
+  local state = {}
+  before_each(function()
+    state.saved = plugins.DIR
+    state.path = tmpdir()
+    plugins.DIR = state.path
+  end)
+  after_each(function()
+    plugins.DIR = state.saved
+    os.execute("rm -rf '" .. state.path .. "'")
+  end)
+  return state
+end
+
 local function reason(name, err)
   local prefix = "error loading plugin schemas: on plugin '" .. name .. "': "
   assert.equal(prefix, err:sub(1, #prefix))
@@ -74,20 +90,11 @@ describe("tollgate.plugins", function()
   end)
 
   describe("module resolution", function()
-    local saved, d
-    before_each(function()
-      saved = plugins.DIR
-      d = tmpdir()
-      plugins.DIR = d
-    end)
-    after_each(function()
-      plugins.DIR = saved
-      os.execute("rm -rf '" .. d .. "'")
-    end)
+    local d = bundled_dir_per_test()
 
     it("finds bundled plugins under <root>/plugins as kong.plugins and tollgate.plugins", function()
-      write(d .. "/tg-bundled-x/handler.lua", "return { PRIORITY = 5, VERSION = '1.0.0', me = ... }")
-      write(d .. "/tg-bundled-x/util/deep.lua", "return 'deep'")
+      write(d.path .. "/tg-bundled-x/handler.lua", "return { PRIORITY = 5, VERSION = '1.0.0', me = ... }")
+      write(d.path .. "/tg-bundled-x/util/deep.lua", "return 'deep'")
       local h = require "kong.plugins.tg-bundled-x.handler"
       assert.equal("kong.plugins.tg-bundled-x.handler", h.me)
       -- one instance under both names
@@ -97,7 +104,7 @@ describe("tollgate.plugins", function()
 
     it("puts bundled plugins before package.path", function()
       -- my-plugin exists on package.path; a bundled one of the same name wins
-      write(d .. "/reads-module-name/handler.lua", "return { bundled = true }")
+      write(d.path .. "/reads-module-name/handler.lua", "return { bundled = true }")
       package.loaded["kong.plugins.reads-module-name.handler"] = nil
       local h = require "kong.plugins.reads-module-name.handler"
       assert.is_true(h.bundled)
@@ -181,24 +188,15 @@ describe("tollgate.plugins", function()
     end)
 
     describe("PRIORITY and VERSION rules", function()
-      local saved, d
-      before_each(function()
-        saved = plugins.DIR
-        d = tmpdir()
-        plugins.DIR = d
-      end)
-      after_each(function()
-        plugins.DIR = saved
-        os.execute("rm -rf '" .. d .. "'")
-      end)
+      local d = bundled_dir_per_test()
 
       local n = 0
       local function try(priority, version, extra)
         n = n + 1
         local name = "tg-rule-" .. n
-        write(d .. "/" .. name .. "/handler.lua",
+        write(d.path .. "/" .. name .. "/handler.lua",
               "return { PRIORITY = " .. priority .. ", VERSION = " .. version .. (extra or "") .. " }")
-        write(d .. "/" .. name .. "/schema.lua",
+        write(d.path .. "/" .. name .. "/schema.lua",
               "return { name = '" .. name .. "', fields = { { config = { type = 'record', fields = {} } } } }")
         local loaded, err = plugins.load({ name })
         return loaded and loaded[name], err
@@ -239,14 +237,14 @@ describe("tollgate.plugins", function()
       end)
 
       it("refuses a plugin without a schema with Kong's message", function()
-        write(d .. "/tg-noschema/handler.lua", "return { PRIORITY = 1, VERSION = '1.0' }")
+        write(d.path .. "/tg-noschema/handler.lua", "return { PRIORITY = 1, VERSION = '1.0' }")
         local _, err = plugins.load({ "tg-noschema" })
         assert.equal("no configuration schema found for plugin: tg-noschema",
                      reason("tg-noschema", err))
       end)
 
       it("reports a handler whose main chunk fails with its own error", function()
-        write(d .. "/tg-boom/handler.lua", "error('boom at load')")
+        write(d.path .. "/tg-boom/handler.lua", "error('boom at load')")
         local _, err = plugins.load({ "tg-boom" })
         assert.truthy(err:find("boom at load", 1, true))
         assert.falsy(err:find("not installed", 1, true))

@@ -3,10 +3,11 @@
 
 local ffi = require "ffi"
 local tstring = require "kong.tools.string"
+local net = require "tollgate.schema.net"
 
 local C = ffi.C
 local type, tonumber, tostring, ipairs = type, tonumber, tostring, ipairs
-local fmt, lower, gsub, find = string.format, string.lower, string.gsub, string.find
+local find = string.find
 
 pcall(ffi.cdef, "int inet_pton(int af, const char *src, void *dst);")
 
@@ -59,91 +60,16 @@ function _M.is_valid_ip_or_cidr_v4(s) return check(s, parse_ipv4, _M.is_valid_ci
 function _M.is_valid_ip_or_cidr_v6(s) return check(s, parse_ipv6, _M.is_valid_cidr_v6) end
 function _M.is_valid_ip_or_cidr(s) return check(s, _M.is_valid_ip, _M.is_valid_cidr) end
 
---- "ipv6" (more than one colon), "ipv4" (digits and dots) or "name"; by
--- exclusion, not validation.
-function _M.hostname_type(name)
-  local rest, colons = gsub(name, ":", "")
-  if colons > 1 then
-    return "ipv6"
-  elseif rest:match("^[%d.]+$") then
-    return "ipv4"
-  end
-  return "name"
-end
-
---- "a.b.c.d[:port]" -> normalised address (no leading zeros), port | nil, err
-function _M.normalize_ipv4(address)
-  local q = "(%d%d?%d?)"
-  local ip4 = "^" .. q .. "%." .. q .. "%." .. q .. "%." .. q
-  local a, b, c, d, port
-  if find(address, ":", 1, true) then
-    a, b, c, d, port = address:match(ip4 .. ":(%d+)$")
-  else
-    a, b, c, d = address:match(ip4 .. "$")
-  end
-  if not a then
-    return nil, "invalid ipv4 address: " .. address
-  end
-  local parts = { tonumber(a), tonumber(b), tonumber(c), tonumber(d) }
-  for _, v in ipairs(parts) do
-    if v > 255 then
-      return nil, "invalid ipv4 address: " .. address
-    end
-  end
-  if port then
-    port = tonumber(port)
-    if port > 65535 then
-      return nil, "invalid port number"
-    end
-  end
-  return fmt("%d.%d.%d.%d", parts[1], parts[2], parts[3], parts[4]), port
-end
-
---- "ipv6", "[ipv6]" or "[ipv6]:port" -> fully expanded lowercase address, port | nil, err
-function _M.normalize_ipv6(address)
-  local inner, rest = address:match("^(%b[])(.-)$")
-  local port
-  if inner then
-    inner = inner:sub(2, -2)
-    if rest ~= "" then
-      port = rest:match("^:(%d-)$")
-      if not port then
-        return nil, "invalid ipv6 address"
-      end
-      port = tonumber(port)
-      if not port or port > 65535 then
-        return nil, "invalid port number"
-      end
-    end
-  else
-    inner = address
-  end
-  if inner:sub(1, 1) == ":" then
-    inner = "0" .. inner
-  end
-  if inner:sub(-1) == ":" then
-    inner = inner .. "0"
-  end
-  if find(inner, "::", 1, true) then
-    local _, colons = gsub(inner, ":", "")
-    local fill = ":" .. ("0:"):rep(8 - colons)
-    inner = inner:gsub("::", fill, 1)
-  end
-  local groups = {}
-  for g in (inner .. ":"):gmatch("([^:]*):") do
-    groups[#groups + 1] = g
-  end
-  if #groups ~= 8 then
-    return nil, "invalid ipv6 address: " .. address
-  end
-  for i, g in ipairs(groups) do
-    if not g:match("^%x%x?%x?%x?$") then
-      return nil, "invalid ipv6 address: " .. address
-    end
-    groups[i] = ("0"):rep(4 - #g) .. g
-  end
-  return lower(table.concat(groups, ":")), port
-end
+-- hostname_type, normalize_ipv4 and normalize_ipv6 follow Kong's rules in
+-- tollgate.schema.net (the schema typedefs use them too):
+--   hostname_type(name)       -> "ipv6" (more than one colon), "ipv4" (digits
+--                                and dots) or "name"; by exclusion, not validation
+--   normalize_ipv4("a.b.c.d[:port]") -> address without leading zeros, port | nil, err
+--   normalize_ipv6("ipv6" | "[ipv6]" | "[ipv6]:port") -> fully expanded
+--                                lowercase address, port | nil, err
+_M.hostname_type = net.hostname_type
+_M.normalize_ipv4 = net.normalize_ipv4
+_M.normalize_ipv6 = net.normalize_ipv6
 
 --- "name[:port]" -> name, port | nil, err (letters, digits, "-", ".", "_";
 -- no label ending in "-", no empty label except a trailing dot)
