@@ -486,6 +486,23 @@ static int check_declarative(const tg_conf_t *c, char *const *files, size_t n)
         lua_pushstring(L, files[i]);
         lua_rawseti(L, -2, (int)i + 1);
     }
+    /* as Kong's config parse (load_plugin_schemas): the enabled plugins must
+     * load, under the PDK; a worker id of -1 skips their init_worker */
+    if (tg_lua_require(L, "tollgate.runloop") != 0) {
+        rc = fail("%s", lua_tostring(L, -1));
+        lua_close(L);
+        return rc;
+    }
+    lua_getfield(L, -1, "init");
+    tg_conf_push_lua(L, c);
+    lua_pushinteger(L, -1);
+    lua_pushinteger(L, 0);
+    if (tg_lua_pcall(L, 3, 2) != 0 || !lua_toboolean(L, -2)) {
+        rc = fail("%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "plugins failed to load");
+        lua_close(L);
+        return rc;
+    }
+    lua_pop(L, 3);
     /* opts.plugins: the enabled plugins, as the node would load them */
     lua_createtable(L, 0, 1);
     if (tg_lua_require(L, "tollgate.plugins") != 0) {

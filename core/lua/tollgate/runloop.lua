@@ -78,6 +78,9 @@ function runloop.init(configuration, worker_id, worker_count)
   if not loaded then
     return nil, err
   end
+  if worker_id < 0 then
+    return true -- a check (start, config parse): plugins loaded, no init_worker
+  end
   ctx.set_phase("init_worker")
   for _, p in ipairs(loaded.sorted) do
     if p.handler.init_worker then
@@ -100,6 +103,23 @@ local function scope_rank(p)
   if r then return 3 end
   if s then return 2 end
   return 1
+end
+
+-- Handlers see a config without nulls, as Kong's plugins iterator gives it
+-- (`if conf.x then` must not see cjson.null).
+local null = cjson.null
+local function without_nulls(t)
+  if type(t) ~= "table" then
+    return t
+  end
+  for k, v in pairs(t) do
+    if v == null then
+      t[k] = nil
+    elseif type(v) == "table" then
+      without_nulls(v)
+    end
+  end
+  return t
 end
 
 local function id_of(ref)
@@ -136,7 +156,8 @@ function runloop.configure(json)
   for _, p in ipairs(cfg.plugins or {}) do
     local plugin = loaded.by_name and loaded.by_name[p.name] or loaded[p.name]
     if plugin then
-      local inst = { name = p.name, id = p.id, conf = p.config, handler = plugin.handler,
+      local inst = { name = p.name, id = p.id, conf = without_nulls(p.config),
+                     handler = plugin.handler,
                      priority = plugin.priority, route = id_of(p.route),
                      service = id_of(p.service), consumer = id_of(p.consumer) }
       configs_by_name[p.name] = configs_by_name[p.name] or {}
