@@ -14,8 +14,20 @@ void tg_plugins_worker_close(tg_worker_t *w);
 int tg_plugins_configure(tg_worker_t *w, tg_snapshot_t *s);
 /* Whether plugins may run for a route position (0: global ones, before routing). */
 bool tg_plugins_active(const tg_worker_t *w, int pos);
-/* Runs `phase` (TG_PHASE_*) for the request: 0, or 500 when a plugin failed. */
+/* Runs `phase` (TG_PHASE_*) for the request: 0, 500 when a plugin failed,
+ * or TG_PLUGINS_PENDING when a plugin waits for I/O (rewrite, access): the
+ * request is parked and tg__proxy_plugins_done() is called with the phase's
+ * status once it ends. */
+#define TG_PLUGINS_PENDING (-1000)
 int tg_plugins_run(tg_conn_t *c, int phase);
+/* proxy.c: a parked phase ended with `st` (0 or 500). */
+void tg__proxy_plugins_done(tg_conn_t *c, int phase, int st);
+/* Drops a parked request's coroutine and what it waits for (the client went
+ * away). */
+void tg_plugins_abort(tg_conn_t *c);
+/* The worker stops: pending timers run with premature = true. Returns how
+ * many light threads are still alive. */
+int tg_plugins_worker_stopping(tg_worker_t *w);
 /* Releases the request's coroutine and plugin state. */
 void tg_plugins_request_done(tg_conn_t *c);
 

@@ -689,6 +689,7 @@ function shim.new()
     end,
     exiting = function() return false end,
   }
+  require("tollgate.sched").install(ngx) -- sleep, timer, thread, socket
   ngx.config = {
     subsystem = "http",
     ngx_lua_version = 10026,
@@ -793,6 +794,7 @@ function shim.patch_coroutines()
   local EXIT = tctx.EXIT
   local unpack = unpack or table.unpack
 
+  local is_wait = require("tollgate.c.sched").is_wait
   local function pass_on(thread, ok, first, ...)
     if ok and first == EXIT and orig_status(thread) == "suspended" then
       local _, main = co_running()
@@ -800,6 +802,11 @@ function shim.patch_coroutines()
         -- the core never resumes a request after EXIT
         return co_yield(EXIT)
       end
+    end
+    -- the thread parked on I/O (tollgate.sched): this one parks on the same
+    -- wait, then hands the thread the result
+    if ok and is_wait(first) and select("#", ...) == 0 and orig_status(thread) == "suspended" then
+      return pass_on(thread, orig_resume(thread, co_yield(first)))
     end
     return ok, first, ...
   end
