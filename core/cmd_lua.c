@@ -56,7 +56,7 @@ static void run_on_loop(lua_State *L, int nargs)
         "end, select(2, ...))\n"
         "return st\n";
     struct event_base *base = event_base_new();
-    tg_sched_t *s = base ? tg_sched_attach(L, base, NULL) : NULL;
+    tg_sched_t *s = base ? tg_sched_attach(L, base, NULL, NULL) : NULL;
     if (!s) {
         lua_settop(L, 0);
         lua_pushboolean(L, 0);

@@ -39,6 +39,7 @@ struct tg_lthread_s {
     lua_State *co;
     int co_ref;
     void *owner;     /* the request of an ngx.thread child, NULL for timers */
+    int phase;       /* the owner's phase when it spawned the child */
     tg_wait_t *wait; /* armed */
     tg_lthread_t *next, *prev;
 };
@@ -47,6 +48,7 @@ struct tg_sched_s {
     lua_State *L;
     struct event_base *base;
     tg_sched_wake_fn wake;
+    tg_sched_phase_fn phase;
     tg_lthread_t *threads;
     int nthreads;
     tg_wait_t *owner_waits;
@@ -118,7 +120,10 @@ static void arm(tg_sched_t *s, lua_State *co, int idx, void *owner, tg_lthread_t
 static void lt_resume(tg_sched_t *s, tg_lthread_t *lt, int nargs)
 {
     lua_State *co = lt->co;
+    int saved = lt->owner && s->phase ? s->phase(lt->owner, lt->phase) : 0;
     int rc = lua_resume(co, nargs);
+    if (lt->owner && s->phase)
+        s->phase(lt->owner, saved);
     if (rc == LUA_YIELD) {
         if (lua_gettop(co) >= 1 && tg_sched_is_wait(co, -1)) {
             arm(s, co, -1, NULL, lt);
@@ -252,7 +257,8 @@ void tg_sched_cancel_owner(tg_sched_t *s, void *owner)
 
 /* ----------------------------------------------------------- lifecycle -- */
 
-tg_sched_t *tg_sched_attach(lua_State *L, struct event_base *base, tg_sched_wake_fn wake)
+tg_sched_t *tg_sched_attach(lua_State *L, struct event_base *base, tg_sched_wake_fn wake,
+                            tg_sched_phase_fn phase)
 {
     tg_sched_t *s = calloc(1, sizeof(*s));
     if (!s)
@@ -260,6 +266,7 @@ tg_sched_t *tg_sched_attach(lua_State *L, struct event_base *base, tg_sched_wake
     s->L = L;
     s->base = base;
     s->wake = wake;
+    s->phase = phase;
     lua_pushlightuserdata(L, s);
     lua_setfield(L, LUA_REGISTRYINDEX, SCHED_KEY);
     return s;
@@ -443,6 +450,8 @@ static int l_adopt(lua_State *L)
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
         return luaL_error(L, "no memory");
     }
+    if (lt->owner && s->phase)
+        lt->phase = s->phase(lt->owner, -1);
     arm(s, L, 2, NULL, lt);
     return 0;
 }

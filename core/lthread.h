@@ -18,10 +18,14 @@ typedef struct tg_sched_s tg_sched_t;
 /* How a request's parked coroutine is resumed: `owner` is the request, `res`
  * the wait's result. Set by plugins.c. */
 typedef void (*tg_sched_wake_fn)(void *owner, const char *res);
+/* A request's current phase (set < 0) or sets it and returns the old one:
+ * an ngx.thread child runs in the phase that spawned it. */
+typedef int (*tg_sched_phase_fn)(void *owner, int set);
 
 /* Gives the lua_State an event loop (workers, `tollgate lua`). The state must
  * be the main one; tollgate.c.sched finds it in the registry. */
-tg_sched_t *tg_sched_attach(lua_State *L, struct event_base *base, tg_sched_wake_fn wake);
+tg_sched_t *tg_sched_attach(lua_State *L, struct event_base *base, tg_sched_wake_fn wake,
+                            tg_sched_phase_fn phase);
 /* The worker stops: pending timers fire with premature = true. Returns how
  * many light threads are still alive. */
 int tg_sched_shutdown(tg_sched_t *s);

@@ -94,6 +94,15 @@ static int runloop_init(lua_State *L, const tg_conf_t *conf, int id, int count, 
 
 static void wake_request(void *owner, const char *res);
 
+static int request_phase(void *owner, int set)
+{
+    tg_conn_t *c = owner;
+    int old = c->phase;
+    if (set >= 0)
+        c->phase = set;
+    return old;
+}
+
 int tg_plugins_check(const tg_conf_t *conf, char *err, size_t errlen)
 {
     lua_State *L = tg_lua_new_state(conf->lua_package_path);
@@ -114,7 +123,7 @@ int tg_plugins_worker_init(tg_worker_t *w, char *err, size_t errlen)
         return TG_ENOMEM;
     }
     /* timers and cosockets run on the worker's loop, from init_worker on */
-    w->sched = tg_sched_attach(L, w->base, wake_request);
+    w->sched = tg_sched_attach(L, w->base, wake_request, request_phase);
     int rc = w->sched ? runloop_init(L, w->conf, w->id, tg_workers_count(), err, errlen)
                       : TG_ENOMEM;
     if (rc != 0) {

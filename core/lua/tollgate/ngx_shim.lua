@@ -725,7 +725,8 @@ function shim.new()
   ngx.get_phase = function()
     local name = base.phase_name()
     if name == nil then
-      return "init"
+      local _, main = co_running()
+      return main and "init" or "timer" -- timers run in coroutines of their own
     end
     return PHASE_NAMES[name] or name
   end

@@ -103,11 +103,14 @@ local function timer_every_body(delay, fn, ...)
 end
 
 local function check_timer_args(name, delay, fn)
-  if type(delay) ~= "number" or delay < 0 then
+  if type(delay) ~= "number" then
     error("bad argument #1 to '" .. name .. "' (number expected, got " .. type(delay) .. ")", 3)
   end
+  if delay < 0 then
+    error("bad argument #1 to '" .. name .. "' (delay must not be negative)", 3)
+  end
   if type(fn) ~= "function" then
-    error("bad argument #2 to '" .. name .. "' (function expected, got " .. type(fn) .. ")", 3)
+    error("bad argument #2 to '" .. name .. "' (Lua function expected)", 3)
   end
   local ok, b = pcall(base)
   local phase = ok and b.phase_name() or nil
