@@ -1,8 +1,9 @@
 -- tollgate.ngx_shim: the part of OpenResty's `ngx` API Kong plugins use,
 -- over the PDK's C ABI. install() sets _G.ngx when there is none.
 --
--- Deliberately absent (nil, so using them fails loudly): ngx.re, ngx.shared,
--- ngx.timer, ngx.sleep, ngx.socket, ngx.thread, ngx.semaphore.
+-- ngx.sleep, ngx.timer, ngx.thread, ngx.socket and ngx.worker.exiting come
+-- from tollgate.sched (the worker's event loop), ngx.semaphore is a module.
+-- Deliberately absent (nil, so using them fails loudly): ngx.re, ngx.shared.
 local ffi = require "ffi"
 local bit = require "bit"
 local cjson = require "cjson.safe"
