@@ -189,7 +189,11 @@ local function subscribe_cmd(name)
     if not res then
       return nil, err
     end
-    self._subscribed = name == "subscribe" or name == "psubscribe" or nil
+    if name == "subscribe" or name == "psubscribe" then
+      self._subscribed = true
+    elseif type(res) == "table" and res[3] == 0 then
+      self._subscribed = nil -- no channel left
+    end
     -- replies to the other channels follow: read them too
     local results = { res }
     for _ = 2, select("#", ...) do
