@@ -51,6 +51,7 @@ struct tg_sched_s {
     tg_sched_phase_fn phase;
     tg_lthread_t *threads;
     int nthreads;
+    int nowned; /* threads with an owner (ngx.thread children) */
     tg_wait_t *owner_waits;
     bool exiting;
 };
@@ -91,6 +92,8 @@ static void lt_free(tg_sched_t *s, tg_lthread_t *lt)
     if (lt->wait)
         disarm(lt->wait);
     lt_unlink(s, lt);
+    if (lt->owner)
+        s->nowned--;
     luaL_unref(s->L, LUA_REGISTRYINDEX, lt->co_ref);
     free(lt);
     if (s->exiting && s->nthreads == 0)
@@ -105,6 +108,8 @@ static tg_lthread_t *lt_new(tg_sched_t *s, lua_State *co, int co_ref, void *owne
     lt->co = co;
     lt->co_ref = co_ref;
     lt->owner = owner;
+    if (owner)
+        s->nowned++;
     lt->next = s->threads;
     if (s->threads)
         s->threads->prev = lt;
@@ -235,6 +240,19 @@ bool tg_sched_is_wait(lua_State *co, int idx)
     return luaL_testudata(co, idx, WAIT_MT) != NULL;
 }
 
+void tg_sched_cancel_children(tg_sched_t *s, void *owner)
+{
+    if (!s || s->nowned == 0)
+        return;
+    tg_lthread_t *lt = s->threads;
+    while (lt) {
+        tg_lthread_t *next = lt->next;
+        if (lt->owner == owner)
+            lt_free(s, lt);
+        lt = next;
+    }
+}
+
 void tg_sched_cancel_owner(tg_sched_t *s, void *owner)
 {
     if (!s)
@@ -246,13 +264,7 @@ void tg_sched_cancel_owner(tg_sched_t *s, void *owner)
             disarm(w);
         w = next;
     }
-    tg_lthread_t *lt = s->threads;
-    while (lt) {
-        tg_lthread_t *next = lt->next;
-        if (lt->owner == owner)
-            lt_free(s, lt);
-        lt = next;
-    }
+    tg_sched_cancel_children(s, owner);
 }
 
 /* ----------------------------------------------------------- lifecycle -- */

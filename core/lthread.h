@@ -38,9 +38,11 @@ bool tg_sched_is_wait(lua_State *co, int idx);
 /* Arms the wait at `idx` of `co` for the request `owner` (its top coroutine
  * is resumed through the wake function). */
 void tg_sched_arm_owner(tg_sched_t *s, lua_State *co, int idx, void *owner);
-/* Drops what a request left: its armed wait (`wait` from tg_sched_owner_wait)
- * and the ngx.thread children it spawned. */
+/* Drops what a request left: its armed wait and the ngx.thread children it
+ * spawned. */
 void tg_sched_cancel_owner(tg_sched_t *s, void *owner);
+/* Drops only the ngx.thread children of a request (cheap when there are none). */
+void tg_sched_cancel_children(tg_sched_t *s, void *owner);
 tg_sched_t *tg_sched_of(lua_State *L);
 
 #endif

@@ -342,7 +342,7 @@ void tg_plugins_request_done(tg_conn_t *c)
 {
     tg_plugins_abort(c);
     if (c->co_used)
-        tg_sched_cancel_owner(c->w->sched, c); /* ngx.thread children left */
+        tg_sched_cancel_children(c->w->sched, c); /* ngx.thread children left */
     co_release(c, true);
     c->co_used = false;
     tg__arena_reset(&c->arena);

@@ -203,12 +203,7 @@ describe("event loop in specs", function()
                          .. "/s.log 2>&1 & echo $!")
       pid = f:read("*l")
       f:close()
-      helpers.wait_until(function()
-        local s = ngx.socket.tcp()
-        local ok = s:connect("127.0.0.1", port)
-        s:close()
-        return ok
-      end, 10)
+      helpers.wait_for_port(port)
     end)
 
     lazy_teardown(function()

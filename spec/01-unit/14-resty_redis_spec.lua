@@ -17,12 +17,7 @@ local function start_server(port, password)
                      .. port .. " " .. (password or "") .. " >/dev/null 2>&1 & echo $!")
   pids[#pids + 1] = f:read("*l")
   f:close()
-  helpers.wait_until(function()
-    local s = ngx.socket.tcp()
-    local ok = s:connect("127.0.0.1", port)
-    s:close()
-    return ok
-  end, 10)
+  helpers.wait_for_port(port)
 end
 
 local function client(port)

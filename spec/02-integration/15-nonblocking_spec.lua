@@ -6,15 +6,9 @@ local helpers = require "spec.helpers"
 local cjson = require "cjson"
 local socket = require "socket"
 
-local PLUGINS_PATH = helpers.root .. "/spec/fixtures/custom_plugins/?.lua"
+local PLUGINS_PATH = helpers.custom_plugins_path
 
-local function get(path, headers)
-  local client = helpers.proxy_client()
-  local res = assert(client:get(path, { headers = headers }))
-  local body = res:read_body()
-  client:close()
-  return res, body
-end
+local get = helpers.proxy_get
 
 -- a raw connection that sent a request and has not read the answer
 local function send_raw(path)

@@ -4,15 +4,9 @@
 local helpers = require "spec.helpers"
 local cjson = require "cjson"
 
-local PLUGINS_PATH = helpers.root .. "/spec/fixtures/custom_plugins/?.lua"
+local PLUGINS_PATH = helpers.custom_plugins_path
 
-local function get(path)
-  local client = helpers.proxy_client()
-  local res = assert(client:get(path))
-  local body = res:read_body()
-  client:close()
-  return res, body
-end
+local get = helpers.proxy_get
 
 describe("cosockets in access", function()
   local port = helpers.mock_upstream_port

@@ -5,15 +5,9 @@ local helpers = require "spec.helpers"
 local cjson = require "cjson"
 local pl_file = require "pl.file"
 
-local PLUGINS_PATH = helpers.root .. "/spec/fixtures/custom_plugins/?.lua"
+local PLUGINS_PATH = helpers.custom_plugins_path
 
-local function get(path, headers)
-  local client = helpers.proxy_client()
-  local res = assert(client:get(path, { headers = headers }))
-  local body = res:read_body()
-  client:close()
-  return res, body
-end
+local get = helpers.proxy_get
 
 describe("timers", function()
   local port = helpers.mock_upstream_port
