@@ -198,12 +198,24 @@ describe("event loop in specs", function()
       assert(os.execute("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
                         .. "-nodes -days 1 -subj /CN=localhost -keyout " .. dir .. "/k.pem -out "
                         .. dir .. "/c.pem >/dev/null 2>&1"))
-      local f = io.popen("openssl s_server -quiet -accept 127.0.0.1:" .. port .. " -cert " .. dir
-                         .. "/c.pem -key " .. dir .. "/k.pem -www >" .. dir
-                         .. "/s.log 2>&1 & echo $!")
-      pid = f:read("*l")
-      f:close()
-      helpers.wait_for_port(port)
+      -- a port of the range can be taken (an ephemeral source port): try three
+      local log = ""
+      for p = MOCK + 5, MOCK + 7 do
+        port = p
+        local f = io.popen("openssl s_server -quiet -accept 127.0.0.1:" .. port .. " -cert "
+                           .. dir .. "/c.pem -key " .. dir .. "/k.pem -www >" .. dir
+                           .. "/s.log 2>&1 & echo $!")
+        pid = f:read("*l")
+        f:close()
+        if pcall(helpers.wait_for_port, port, 3) then
+          return
+        end
+        os.execute("kill " .. pid .. " 2>/dev/null")
+        pid = nil
+        local l = io.open(dir .. "/s.log")
+        log = log .. (l and l:read("*a") or "")
+      end
+      error("openssl s_server did not start: " .. log)
     end)
 
     lazy_teardown(function()

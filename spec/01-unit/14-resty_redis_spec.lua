@@ -7,17 +7,26 @@ local shim = require "tollgate.ngx_shim"
 local ngx = shim.install()
 local redis = require "resty.redis"
 
-local PORT = helpers.mock_upstream_port + 8      -- no password
-local AUTH_PORT = helpers.mock_upstream_port + 9 -- password "s3cret"
+local PORT, AUTH_PORT -- the first with no password, the other with "s3cret"
 
 local pids = {}
 
-local function start_server(port, password)
-  local f = io.popen(helpers.bin_path .. " lua " .. helpers.root .. "/spec/fixtures/resp_server.lua "
-                     .. port .. " " .. (password or "") .. " >/dev/null 2>&1 & echo $!")
-  pids[#pids + 1] = f:read("*l")
-  f:close()
-  helpers.wait_for_port(port)
+-- Starts the fixture on the first free port of `ports` (a port of the range
+-- can be taken as an ephemeral source port); returns that port.
+local function start_server(ports, password)
+  for _, port in ipairs(ports) do
+    local f = io.popen(helpers.bin_path .. " lua " .. helpers.root
+                       .. "/spec/fixtures/resp_server.lua " .. port .. " " .. (password or "")
+                       .. " >/dev/null 2>&1 & echo $!")
+    local pid = f:read("*l")
+    f:close()
+    if pcall(helpers.wait_for_port, port, 3) then
+      pids[#pids + 1] = pid
+      return port
+    end
+    os.execute("kill " .. pid .. " 2>/dev/null")
+  end
+  error("the RESP fixture did not start")
 end
 
 local function client(port)
@@ -29,8 +38,9 @@ end
 
 describe("resty.redis", function()
   lazy_setup(function()
-    start_server(PORT)
-    start_server(AUTH_PORT, "s3cret")
+    local m = helpers.mock_upstream_port
+    PORT = start_server({ m + 8, m + 10, m + 12 })
+    AUTH_PORT = start_server({ m + 9, m + 11, m + 13 }, "s3cret")
   end)
 
   lazy_teardown(function()

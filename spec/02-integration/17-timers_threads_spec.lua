@@ -111,7 +111,7 @@ describe("light threads, semaphores and coroutines in access", function()
   lazy_setup(function()
     local bp = helpers.get_db_utils("off", nil, { "y-thread" })
     local s = bp.services:insert { name = "s1" }
-    for _, mode in ipairs { "spawn", "kill", "semaphore", "wrap" } do
+    for _, mode in ipairs { "spawn", "kill", "semaphore", "wrap", "detached" } do
       local r = bp.routes:insert { service = s, paths = { "/" .. mode } }
       bp.plugins:insert { name = "y-thread", route = r, config = { mode = mode } }
     end
@@ -140,6 +140,12 @@ describe("light threads, semaphores and coroutines in access", function()
     assert.same({ true, "sync" }, j.third)
     assert.same({ cjson.null, "already waited or killed" }, { j.again[1] or cjson.null, j.again[2] })
     assert.same({ false, "y-thread child failed" }, j.failed)
+  end)
+
+  it("access ends only once the light threads it spawned ended", function()
+    local res, body = get("/detached/anything")
+    assert.equal(200, res.status)
+    assert.equal("done", cjson.decode(body).headers["x-detached"])
   end)
 
   it("ngx.thread.kill stops a parked child", function()

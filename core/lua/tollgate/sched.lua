@@ -201,6 +201,18 @@ end
 
 local thread = {}
 
+-- request key -> records of the light threads it spawned (join_children)
+local children = {}
+
+local function request_key()
+  local ok, b = pcall(base)
+  local r = ok and b.get_req() or nil
+  if r == nil then
+    return nil
+  end
+  return require("tollgate.ctx").key_of(r)
+end
+
 function thread.spawn(fn, ...)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
@@ -209,6 +221,15 @@ function thread.spawn(fn, ...)
   local rec = { waiters = {}, parent = co_running() }
   local co = co_create(thread_body)
   threads[co] = rec
+  local key = request_key()
+  if key then
+    local l = children[key]
+    if not l then
+      l = {}
+      children[key] = l
+    end
+    l[#l + 1] = rec
+  end
   local raw_resume = require("tollgate.ngx_shim").raw_resume or coroutine.resume
   adopt_if_parked(co, raw_resume(co, rec, fn, ...))
   return co
@@ -282,6 +303,39 @@ function thread.kill(t)
 end
 
 sched.thread = thread
+
+--- Parks until every light thread the request spawned has ended (the end of
+-- rewrite and access).
+function sched.join_children(req)
+  if next(children) == nil then
+    return
+  end
+  local key = require("tollgate.ctx").key_of(req)
+  local list = key and children[key]
+  if not list then
+    return
+  end
+  children[key] = nil
+  for i = 1, #list do
+    local rec = list[i]
+    while not rec.done and not rec.killed do
+      local w = new_wait():manual()
+      rec.waiters[#rec.waiters + 1] = w
+      park(w)
+      for k = #rec.waiters, 1, -1 do
+        if rec.waiters[k] == w then table.remove(rec.waiters, k) end
+      end
+    end
+  end
+end
+
+--- Forgets a request's light threads (the core killed them: the request ended).
+function sched.forget_children(req)
+  local key = require("tollgate.ctx").key_of(req)
+  if key then
+    children[key] = nil
+  end
+end
 
 -- ---------------------------------------------------------- semaphore --
 
