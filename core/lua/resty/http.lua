@@ -375,9 +375,6 @@ local function length_reader(self, sock, length)
       return nil
     end
     local n = (max and max > 0 and max < left) and max or left
-    if n > 65536 and not max then
-      n = left
-    end
     local data, err = sock:receive(n)
     if not data then
       return nil, err

@@ -287,13 +287,12 @@ function tcp:send(data)
   return len
 end
 
--- Reads more into self.buf: true, or nil, err ("closed", "timeout", ...).
-local function fill(self)
+-- The next bytes from the peer, or nil, err ("closed", "timeout", ...).
+local function recv_more(self)
   while true do
     local data, err, dir = self.sock:recv(65536)
     if data then
-      self.buf = self.buf .. data
-      return true
+      return data
     end
     if err ~= "again" then
       return nil, err
@@ -303,6 +302,35 @@ local function fill(self)
       return nil, terr
     end
   end
+end
+
+-- Reads more into self.buf: true, or nil, err.
+local function fill(self)
+  local data, err = recv_more(self)
+  if not data then
+    return nil, err
+  end
+  self.buf = self.buf .. data
+  return true
+end
+
+-- Reads until self.buf holds `n` bytes (n = nil: until the peer closes),
+-- collecting pieces so that large reads stay linear. true, or nil, err.
+local function fill_to(self, n)
+  local parts, have = { self.buf }, #self.buf
+  local ok, err = true, nil
+  while not n or have < n do
+    local data
+    data, err = recv_more(self)
+    if not data then
+      ok = nil
+      break
+    end
+    parts[#parts + 1] = data
+    have = have + #data
+  end
+  self.buf = concat(parts)
+  return ok, err
 end
 
 -- A read error other than a timeout closes the socket, as OpenResty's.
@@ -330,8 +358,8 @@ function tcp:receive(pattern, prefix)
     if n < 0 then
       error("bad argument #1 to 'receive' (bad pattern argument)", 2)
     end
-    while #self.buf < n do
-      local ok, err = fill(self)
+    if #self.buf < n then
+      local ok, err = fill_to(self, n)
       if not ok then
         return read_failed(self, err)
       end
@@ -355,14 +383,9 @@ function tcp:receive(pattern, prefix)
       data = data .. "\n"
     end
   elseif pattern == "*a" then
-    while true do
-      local ok, err = fill(self)
-      if not ok then
-        if err ~= "closed" then
-          return read_failed(self, err)
-        end
-        break
-      end
+    local _, err = fill_to(self, nil)
+    if err ~= "closed" then
+      return read_failed(self, err)
     end
     data = self.buf
     self.buf = ""
