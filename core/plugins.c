@@ -230,8 +230,8 @@ static void co_release(tg_conn_t *c, bool reusable)
 }
 
 /* What a resume of the request's coroutine came to: the phase's status, or
- * TG_PLUGINS_PENDING when it parked on I/O (rewrite and access only, as
- * OpenResty allows; the other phases' APIs refuse before yielding). */
+ * TG_PLUGINS_PENDING when it parked on I/O (TG_PLUGINS_YIELDABLE phases; the
+ * others' APIs refuse before yielding, as OpenResty's). */
 static int resumed(tg_conn_t *c, int phase, int rc)
 {
     tg_worker_t *w = c->w;
@@ -243,8 +243,7 @@ static int resumed(tg_conn_t *c, int phase, int rc)
         return st;
     }
     if (rc == LUA_YIELD) {
-        if ((phase == TG_PHASE_REWRITE || phase == TG_PHASE_ACCESS) && lua_gettop(co) == 1 &&
-            tg_sched_is_wait(co, -1)) {
+        if ((phase & TG_PLUGINS_YIELDABLE) && lua_gettop(co) == 1 && tg_sched_is_wait(co, -1)) {
             tg_sched_arm_owner(w->sched, co, -1, c);
             lua_settop(co, 0);
             c->parked = true;

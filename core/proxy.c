@@ -1772,7 +1772,7 @@ void tg__proxy_plugins_done(tg_conn_t *c, int phase, int st)
             route_request(c);
         if (c->state == S_HEAD)
             c->state = S_CLOSING; /* not reached: routing always decides */
-    } else {
+    } else { /* TG_PHASE_ACCESS */
         c->state = S_CONNECT;
         c->up = NULL;
         access_result(c, st);
