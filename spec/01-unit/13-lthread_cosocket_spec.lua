@@ -220,7 +220,7 @@ describe("event loop in specs", function()
                            .. "/s.log 2>&1 & echo $!")
         pid = f:read("*l")
         f:close()
-        if pcall(helpers.wait_for_port, port, 3) then
+        if pcall(helpers.wait_for_port, port, 5) then
           return
         end
         os.execute("kill " .. pid .. " 2>/dev/null")
@@ -238,7 +238,7 @@ describe("event loop in specs", function()
 
     it("sslhandshake without verification, then HTTP over TLS", function()
       local s = ngx.socket.tcp()
-      s:settimeout(2000)
+      s:settimeout(10000) -- generous: the machine may be loaded
       assert(s:connect("127.0.0.1", port))
       assert.is_true(s:sslhandshake(nil, "localhost", false))
       assert(s:send("GET / HTTP/1.0\r\n\r\n"))
@@ -248,7 +248,7 @@ describe("event loop in specs", function()
 
     it("verification fails on a self-signed certificate", function()
       local s = ngx.socket.tcp()
-      s:settimeout(2000)
+      s:settimeout(10000)
       assert(s:connect("127.0.0.1", port))
       local ok, err = s:sslhandshake(nil, "localhost", true)
       assert.is_nil(ok)
