@@ -1,0 +1,99 @@
+-- resty.openssl.digest (lua-resty-openssl's API) over EVP_MD_CTX:
+-- new(name?, properties?), istype, get_provider_name, update, final, reset.
+local ffi = require "ffi"
+local ossl = require "tollgate.openssl"
+
+local C = ossl.C
+local ffi_gc = ffi.gc
+local ffi_str = ffi.string
+local select = select
+local type = type
+local setmetatable = setmetatable
+local getmetatable = getmetatable
+
+local _M = {}
+local mt = { __index = _M }
+
+--- A digest of `digest_name` (case-insensitive, default "sha1"; "null" does
+-- nothing), or nil, err.
+function _M.new(digest_name, properties)
+  digest_name = digest_name or "sha1"
+  if type(digest_name) ~= "string" then
+    return nil, "digest.new: expect a string at #1"
+  end
+  local md
+  if properties ~= nil and digest_name:lower() ~= "null" then
+    md = C.EVP_MD_fetch(nil, digest_name, tostring(properties))
+    md = md ~= nil and ffi_gc(md, C.EVP_MD_free) or nil
+  else
+    md = ossl.md(digest_name)
+  end
+  if not md then
+    C.ERR_clear_error()
+    return nil, string.format("digest.new: invalid digest type \"%s\"", digest_name)
+  end
+  local ctx = C.EVP_MD_CTX_new()
+  if ctx == nil then
+    return nil, "digest.new: failed to create EVP_MD_CTX"
+  end
+  ctx = ffi_gc(ctx, C.EVP_MD_CTX_free)
+  if C.EVP_DigestInit_ex(ctx, md, nil) ~= 1 then
+    return nil, ossl.err("digest.new")
+  end
+  return setmetatable({ ctx = ctx, md = md, dtyp = digest_name, md_size = C.EVP_MD_get_size(md) },
+                      mt)
+end
+
+--- true when `l` is a digest instance.
+function _M.istype(l)
+  return type(l) == "table" and getmetatable(l) == mt
+end
+
+--- The name of the provider of this digest ("default", "fips"...).
+function _M:get_provider_name()
+  local p = C.EVP_MD_get0_provider(self.md)
+  if p == nil then
+    return nil
+  end
+  return ffi_str(C.OSSL_PROVIDER_get0_name(p))
+end
+
+--- Feeds one or more strings; true, or nil, err.
+function _M:update(...)
+  for i = 1, select("#", ...) do
+    local s = select(i, ...)
+    if type(s) ~= "string" then
+      s = tostring(s)
+    end
+    if C.EVP_DigestUpdate(self.ctx, s, #s) ~= 1 then
+      return nil, ossl.err("digest:update")
+    end
+  end
+  return true
+end
+
+--- The raw digest (after feeding `s` if given), or nil, err.
+function _M:final(s)
+  if s then
+    local ok, err = self:update(s)
+    if not ok then
+      return nil, err
+    end
+  end
+  local out = ossl.buf(self.md_size > 64 and self.md_size or 64)
+  local n = ossl.uint()
+  if C.EVP_DigestFinal_ex(self.ctx, out, n) ~= 1 then
+    return nil, ossl.err("digest:final")
+  end
+  return ffi_str(out, n[0])
+end
+
+--- Starts over, as after new(); true, or nil, err.
+function _M:reset()
+  if C.EVP_DigestInit_ex(self.ctx, self.md, nil) ~= 1 then
+    return nil, ossl.err("digest:reset")
+  end
+  return true
+end
+
+return _M
