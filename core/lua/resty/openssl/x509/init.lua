@@ -1,0 +1,425 @@
+-- resty.openssl.x509 (lua-resty-openssl's API) over X509: new (PEM/DER or
+-- empty), dup, istype, digest, pubkey_digest, check_private_key, getters and
+-- setters for subject_name, issuer_name, not_before, not_after, pubkey,
+-- serial_number and version, get/set_lifetime, get_signature_name/nid/
+-- digest_name, sign, verify, tostring and to_PEM. Extensions
+-- (get_extension, subject_alt_name...) are not provided.
+local ffi = require "ffi"
+local ossl = require "tollgate.openssl"
+local bn = require "resty.openssl.bn"
+local pkey = require "resty.openssl.pkey"
+local name = require "resty.openssl.x509.name"
+local digest = require "resty.openssl.digest"
+
+ffi.cdef [[
+X509 *X509_new(void);
+void X509_free(X509 *a);
+X509 *X509_dup(const X509 *x);
+X509 *PEM_read_bio_X509(BIO *bp, X509 **x, void *cb, void *u);
+int PEM_write_bio_X509(BIO *bp, const X509 *x);
+X509 *d2i_X509(X509 **px, const unsigned char **in, long len);
+int i2d_X509(const X509 *a, unsigned char **out);
+int X509_digest(const X509 *data, const EVP_MD *type, unsigned char *md, unsigned int *len);
+int X509_pubkey_digest(const X509 *data, const EVP_MD *type, unsigned char *md,
+                       unsigned int *len);
+int X509_check_private_key(const X509 *x, const EVP_PKEY *k);
+X509_NAME *X509_get_subject_name(const X509 *a);
+X509_NAME *X509_get_issuer_name(const X509 *a);
+int X509_set_subject_name(X509 *x, const X509_NAME *name);
+int X509_set_issuer_name(X509 *x, const X509_NAME *name);
+const ASN1_TIME *X509_get0_notBefore(const X509 *x);
+const ASN1_TIME *X509_get0_notAfter(const X509 *x);
+ASN1_TIME *X509_getm_notBefore(const X509 *x);
+ASN1_TIME *X509_getm_notAfter(const X509 *x);
+ASN1_TIME *ASN1_TIME_set(ASN1_TIME *s, time_t t);
+int ASN1_TIME_to_tm(const ASN1_TIME *s, struct tm *tm);
+EVP_PKEY *X509_get_pubkey(X509 *x);
+int X509_set_pubkey(X509 *x, EVP_PKEY *pkey);
+const ASN1_INTEGER *X509_get0_serialNumber(const X509 *x);
+ASN1_INTEGER *X509_get_serialNumber(X509 *x);
+BIGNUM *ASN1_INTEGER_to_BN(const ASN1_INTEGER *ai, BIGNUM *bn);
+ASN1_INTEGER *BN_to_ASN1_INTEGER(const BIGNUM *bn, ASN1_INTEGER *ai);
+int X509_set_serialNumber(X509 *x, ASN1_INTEGER *serial);
+void ASN1_INTEGER_free(ASN1_INTEGER *a);
+long X509_get_version(const X509 *x);
+int X509_set_version(X509 *x, long version);
+int X509_get_signature_nid(const X509 *x);
+int OBJ_find_sigid_algs(int signid, int *pdig_nid, int *ppkey_nid);
+int X509_sign(X509 *x, EVP_PKEY *pkey, const EVP_MD *md);
+int X509_verify(X509 *a, EVP_PKEY *r);
+]]
+
+local C = ossl.C
+local ffi_gc = ffi.gc
+local ffi_new = ffi.new
+local ffi_str = ffi.string
+local ffi_cast = ffi.cast
+local type = type
+local setmetatable = setmetatable
+local getmetatable = getmetatable
+
+local _M = {}
+local mt = { __index = _M }
+
+local function wrap(ptr)
+  return setmetatable({ ctx = ffi_gc(ptr, C.X509_free) }, mt)
+end
+
+--- A certificate from PEM or DER text (`fmt`: "PEM", "DER" or "*"), or an
+-- empty one without `txt`; or nil, err.
+function _M.new(txt, fmt)
+  if txt == nil then
+    local p = C.X509_new()
+    if p == nil then
+      return nil, ossl.err("x509.new")
+    end
+    return wrap(p)
+  end
+  if type(txt) ~= "string" then
+    return nil, "x509.new: expect nil or a string at #1"
+  end
+  fmt = fmt or "*"
+  if fmt == "*" then
+    fmt = txt:find("-----BEGIN", 1, true) and "PEM" or "DER"
+  end
+  local p
+  if fmt == "PEM" then
+    local bio = ossl.read_bio(txt)
+    p = C.PEM_read_bio_X509(bio, nil, nil, nil)
+  elseif fmt == "DER" then
+    local pp = ffi_new("const unsigned char *[1]", ffi_cast("const unsigned char *", txt))
+    p = C.d2i_X509(nil, pp, #txt)
+  else
+    return nil, "x509.new: unknown format \"" .. tostring(fmt) .. "\""
+  end
+  if p == nil then
+    return nil, ossl.err("x509.new")
+  end
+  C.ERR_clear_error()
+  return wrap(p)
+end
+
+--- A certificate copied from an X509* cdata.
+function _M.dup(ctx)
+  if type(ctx) ~= "cdata" then
+    return nil, "x509.dup: expect a x509 ctx at #1"
+  end
+  local p = C.X509_dup(ctx)
+  if p == nil then
+    return nil, ossl.err("x509.dup")
+  end
+  return wrap(p)
+end
+
+--- true when `l` is an x509 instance.
+function _M.istype(l)
+  return type(l) == "table" and getmetatable(l) == mt
+end
+
+local function digest_of(self, f, digest_name, where)
+  local md = ossl.md(digest_name or "sha1")
+  if not md then
+    return nil, string.format("%s: invalid digest type \"%s\"", where, tostring(digest_name))
+  end
+  local b = ossl.buf(64)
+  local n = ossl.uint()
+  if f(self.ctx, md, b, n) ~= 1 then
+    return nil, ossl.err(where)
+  end
+  return ffi_str(b, n[0])
+end
+
+--- The digest (default SHA1) of the DER certificate, binary.
+function _M:digest(digest_name)
+  return digest_of(self, C.X509_digest, digest_name, "x509:digest")
+end
+
+--- The digest (default SHA1) of the DER public key, binary.
+function _M:pubkey_digest(digest_name)
+  return digest_of(self, C.X509_pubkey_digest, digest_name, "x509:pubkey_digest")
+end
+
+--- Whether the private key `key` matches the certificate's public key.
+function _M:check_private_key(key)
+  if not pkey.istype(key) then
+    return false, "x509:check_private_key: expect a pkey instance at #1"
+  end
+  if not key:is_private() then
+    return false, "x509:check_private_key: not a private key"
+  end
+  if C.X509_check_private_key(self.ctx, key.ctx) == 1 then
+    return true
+  end
+  return false, ossl.err("x509:check_private_key")
+end
+
+local function get_name(self, f)
+  local p = f(self.ctx)
+  if p == nil then
+    return nil
+  end
+  return name.dup(p)
+end
+
+function _M:get_subject_name()
+  return get_name(self, C.X509_get_subject_name)
+end
+
+function _M:get_issuer_name()
+  return get_name(self, C.X509_get_issuer_name)
+end
+
+local function set_name(self, n, f, where)
+  if not name.istype(n) then
+    return nil, where .. ": expect a x509.name instance at #1"
+  end
+  if f(self.ctx, n.ctx) ~= 1 then
+    return nil, ossl.err(where)
+  end
+  return true
+end
+
+function _M:set_subject_name(n)
+  return set_name(self, n, C.X509_set_subject_name, "x509:set_subject_name")
+end
+
+function _M:set_issuer_name(n)
+  return set_name(self, n, C.X509_set_issuer_name, "x509:set_issuer_name")
+end
+
+local function get_time(t)
+  if t == nil then
+    return nil
+  end
+  local tm = ffi_new("struct tm")
+  if C.ASN1_TIME_to_tm(t, tm) ~= 1 then
+    return nil, ossl.err("x509: bad time")
+  end
+  return tonumber(C.timegm(tm))
+end
+
+--- Unix time the certificate is valid from (nil, nil when unset).
+function _M:get_not_before()
+  return get_time(C.X509_get0_notBefore(self.ctx))
+end
+
+--- Unix time the certificate is valid until (nil, nil when unset).
+function _M:get_not_after()
+  return get_time(C.X509_get0_notAfter(self.ctx))
+end
+
+local function set_time(t, v, where)
+  if type(v) ~= "number" then
+    return nil, where .. ": expect a number at #1"
+  end
+  if C.ASN1_TIME_set(t, v) == nil then
+    return nil, ossl.err(where)
+  end
+  return true
+end
+
+function _M:set_not_before(v)
+  return set_time(C.X509_getm_notBefore(self.ctx), v, "x509:set_not_before")
+end
+
+function _M:set_not_after(v)
+  return set_time(C.X509_getm_notAfter(self.ctx), v, "x509:set_not_after")
+end
+
+--- not_before, not_after.
+function _M:get_lifetime()
+  local nb, err = self:get_not_before()
+  if err then
+    return nil, nil, err
+  end
+  local na
+  na, err = self:get_not_after()
+  if err then
+    return nil, nil, err
+  end
+  return nb, na
+end
+
+function _M:set_lifetime(not_before, not_after)
+  if not_before then
+    local ok, err = self:set_not_before(not_before)
+    if not ok then
+      return nil, err
+    end
+  end
+  if not_after then
+    local ok, err = self:set_not_after(not_after)
+    if not ok then
+      return nil, err
+    end
+  end
+  return true
+end
+
+--- The public key as a pkey (nil, nil when unset).
+function _M:get_pubkey()
+  local p = C.X509_get_pubkey(self.ctx) -- a new reference
+  if p == nil then
+    C.ERR_clear_error()
+    return nil
+  end
+  local k, err = pkey.new(p)
+  C.EVP_PKEY_free(p) -- pkey.new took its own reference
+  return k, err
+end
+
+function _M:set_pubkey(key)
+  if not pkey.istype(key) then
+    return nil, "x509:set_pubkey: expect a pkey instance at #1"
+  end
+  if C.X509_set_pubkey(self.ctx, key.ctx) ~= 1 then
+    return nil, ossl.err("x509:set_pubkey")
+  end
+  return true
+end
+
+--- The serial number as a bn.
+function _M:get_serial_number()
+  local ai = C.X509_get0_serialNumber(self.ctx)
+  if ai == nil then
+    return nil
+  end
+  local p = C.ASN1_INTEGER_to_BN(ai, nil)
+  if p == nil then
+    return nil, ossl.err("x509:get_serial_number")
+  end
+  local b = bn.dup(p)
+  C.BN_free(p)
+  return b
+end
+
+function _M:set_serial_number(v)
+  if not bn.istype(v) then
+    local err
+    v, err = bn.new(v)
+    if not v then
+      return nil, "x509:set_serial_number: " .. tostring(err)
+    end
+  end
+  local ai = C.BN_to_ASN1_INTEGER(v.ctx, nil)
+  if ai == nil then
+    return nil, ossl.err("x509:set_serial_number")
+  end
+  local ok = C.X509_set_serialNumber(self.ctx, ai) -- copies
+  C.ASN1_INTEGER_free(ai)
+  if ok ~= 1 then
+    return nil, ossl.err("x509:set_serial_number")
+  end
+  return true
+end
+
+--- The version field (2 means version 3).
+function _M:get_version()
+  return tonumber(C.X509_get_version(self.ctx))
+end
+
+function _M:set_version(v)
+  if type(v) ~= "number" then
+    return nil, "x509:set_version: expect a number at #1"
+  end
+  if C.X509_set_version(self.ctx, v) ~= 1 then
+    return nil, ossl.err("x509:set_version")
+  end
+  return true
+end
+
+--- The NID of the signature algorithm.
+function _M:get_signature_nid()
+  local nid = C.X509_get_signature_nid(self.ctx)
+  if nid <= 0 then
+    return nil, "x509:get_signature_nid: the certificate is not signed"
+  end
+  return nid
+end
+
+--- The short name of the signature algorithm ("RSA-SHA256"...).
+function _M:get_signature_name()
+  local nid, err = self:get_signature_nid()
+  if not nid then
+    return nil, err
+  end
+  return ffi_str(C.OBJ_nid2sn(nid))
+end
+
+--- The short name of the signature's digest ("SHA256"...).
+function _M:get_signature_digest_name()
+  local nid, err = self:get_signature_nid()
+  if not nid then
+    return nil, err
+  end
+  local dig = ffi_new("int[1]")
+  if C.OBJ_find_sigid_algs(nid, dig, nil) ~= 1 or dig[0] == 0 then
+    return nil, "x509:get_signature_digest_name: no digest in " ..
+                ffi_str(C.OBJ_nid2sn(nid))
+  end
+  return ffi_str(C.OBJ_nid2sn(dig[0]))
+end
+
+--- Signs with the private key `key` and a digest instance's algorithm
+-- (default SHA256; none for EdDSA keys). true, or false, err.
+function _M:sign(key, dgst)
+  if not pkey.istype(key) then
+    return false, "x509:sign: expect a pkey instance at #1"
+  end
+  local md
+  if dgst ~= nil then
+    if not digest.istype(dgst) then
+      return false, "x509:sign: expect a digest instance at #2"
+    end
+    md = dgst.md
+  else
+    local kt = key:get_key_type(true)
+    if kt ~= 1087 and kt ~= 1088 then -- Ed25519, Ed448
+      md = ossl.md("sha256")
+    end
+  end
+  if C.X509_sign(self.ctx, key.ctx, md) == 0 then
+    return false, ossl.err("x509:sign")
+  end
+  return true
+end
+
+--- Whether the certificate's signature verifies with `key`.
+function _M:verify(key)
+  if not pkey.istype(key) then
+    return false, "x509:verify: expect a pkey instance at #1"
+  end
+  local r = C.X509_verify(self.ctx, key.ctx)
+  if r == 1 then
+    return true
+  end
+  return false, ossl.err("x509:verify")
+end
+
+--- The certificate as PEM (default) or DER.
+function _M:tostring(fmt)
+  fmt = fmt or "PEM"
+  if fmt == "PEM" then
+    local bio = ossl.mem_bio()
+    if not bio or C.PEM_write_bio_X509(bio, self.ctx) ~= 1 then
+      return nil, ossl.err("x509:tostring")
+    end
+    return ossl.bio_string(bio)
+  elseif fmt == "DER" then
+    local n = C.i2d_X509(self.ctx, nil)
+    if n <= 0 then
+      return nil, ossl.err("x509:tostring")
+    end
+    local b = ossl.buf(n)
+    local pp = ffi_new("unsigned char *[1]", b)
+    C.i2d_X509(self.ctx, pp)
+    return ffi_str(b, n)
+  end
+  return nil, "x509:tostring: can only write PEM or DER format, not " .. tostring(fmt)
+end
+
+function _M:to_PEM()
+  return self:tostring("PEM")
+end
+
+return _M
