@@ -72,6 +72,7 @@ ASN1_OBJECT *OBJ_nid2obj(int n);
 const char *OBJ_nid2sn(int n);
 const char *OBJ_nid2ln(int n);
 int OBJ_txt2nid(const char *s);
+int EC_curve_nist2nid(const char *name);
 int OBJ_obj2txt(char *buf, int buf_len, const ASN1_OBJECT *a, int no_name);
 ]]
 
@@ -230,7 +231,12 @@ local function generate(config)
       end
     end
   elseif name == "EC" then
-    if C.EVP_PKEY_CTX_set_group_name(ctx, config.curve or "prime192v1") ~= 1 then
+    local curve = tostring(config.curve or "prime192v1")
+    if C.OBJ_txt2nid(curve) == 0 and C.EC_curve_nist2nid(curve) == 0 then
+      C.ERR_clear_error()
+      return nil, "pkey.new: unknown curve \"" .. curve .. "\""
+    end
+    if C.EVP_PKEY_CTX_set_group_name(ctx, curve) ~= 1 then
       return nil, ossl.err("pkey.new", "unknown curve \"" .. tostring(config.curve) .. "\"")
     end
   elseif name == "DH" and config.group then
