@@ -306,6 +306,21 @@ function db_mt:truncate(name)
   return true
 end
 
+-- Kong's validate_plugin_config_schema(config, schema_def, extra_fields): a
+-- plugin entry as the Admin API would insert it, validated in-process with
+-- the plugin's schema definition (no gateway needed). Returns the entity with
+-- defaults filled, or nil and Kong's field errors ({ config = { ... } }).
+function helpers.validate_plugin_config_schema(config, schema_def, extra_fields)
+  local entity = require("tollgate.entities").get("plugins")
+  assert(entity:new_subschema(schema_def.name, schema_def))
+  local row = { name = schema_def.name, config = config }
+  for k, v in pairs(extra_fields or {}) do row[k] = v end
+  row = entity:process_auto_fields(row, "insert")
+  local ok, errs = entity:validate(row)
+  if not ok then return nil, errs end
+  return row
+end
+
 -- Kong's get_db_utils. Only strategy "off" exists so far: the blueprints
 -- build the declarative config that start_kong writes.
 function helpers.get_db_utils(strategy, tables, plugins)
