@@ -1,9 +1,12 @@
 -- resty.openssl.pkey (lua-resty-openssl's API) over EVP_PKEY with OpenSSL 3's
--- decoders and encoders: new (PEM/DER load, RSA/EC/EdDSA/any named type
--- generation), istype, get_provider_name, get_parameters, is_private,
--- get_key_type, get_size, get_default_digest_type, sign, verify (named digest
--- or a digest instance; RSA paddings, PSS salt length, raw ECDSA), tostring
--- and to_PEM.
+-- decoders and encoders: new (PEM/DER load, RSA/EC/DH/EdDSA/any named type
+-- generation, keys on paramgen's parameters), paramgen, istype,
+-- get_provider_name, get_parameters, is_private, get_key_type, get_size,
+-- get_default_digest_type, sign, verify (named digest or a digest instance;
+-- RSA paddings, PSS salt length, raw ECDSA), encrypt, decrypt, sign_raw,
+-- verify_raw, verify_recover, derive, encapsulate, decapsulate, tostring and
+-- to_PEM. Not provided: JWK input and output, composing a key from
+-- parameters, set_parameters and the generic OSSL_PARAM getters/setters.
 local ffi = require "ffi"
 local ossl = require "tollgate.openssl"
 local bn = require "resty.openssl.bn"
@@ -48,6 +51,39 @@ int EVP_PKEY_CTX_set_group_name(EVP_PKEY_CTX *ctx, const char *name);
 int EVP_PKEY_CTX_set_rsa_padding(EVP_PKEY_CTX *ctx, int pad_mode);
 int EVP_PKEY_CTX_set_rsa_pss_saltlen(EVP_PKEY_CTX *ctx, int saltlen);
 int EVP_PKEY_CTX_ctrl_str(EVP_PKEY_CTX *ctx, const char *type, const char *value);
+EVP_PKEY_CTX *EVP_PKEY_CTX_new(EVP_PKEY *pkey, ENGINE *e);
+EVP_PKEY_CTX *EVP_PKEY_CTX_new_from_pkey(OSSL_LIB_CTX *libctx, EVP_PKEY *pkey,
+                                         const char *propquery);
+int EVP_PKEY_paramgen_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_paramgen(EVP_PKEY_CTX *ctx, EVP_PKEY **ppkey);
+int EVP_PKEY_CTX_set_dh_paramgen_prime_len(EVP_PKEY_CTX *ctx, int pbits);
+int PEM_write_bio_Parameters(BIO *bp, const EVP_PKEY *x);
+int EVP_PKEY_encrypt_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_encrypt(EVP_PKEY_CTX *ctx, unsigned char *out, size_t *outlen,
+                     const unsigned char *in, size_t inlen);
+int EVP_PKEY_decrypt_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_decrypt(EVP_PKEY_CTX *ctx, unsigned char *out, size_t *outlen,
+                     const unsigned char *in, size_t inlen);
+int EVP_PKEY_sign_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_sign(EVP_PKEY_CTX *ctx, unsigned char *sig, size_t *siglen,
+                  const unsigned char *tbs, size_t tbslen);
+int EVP_PKEY_verify_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_verify(EVP_PKEY_CTX *ctx, const unsigned char *sig, size_t siglen,
+                    const unsigned char *tbs, size_t tbslen);
+int EVP_PKEY_verify_recover_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_verify_recover(EVP_PKEY_CTX *ctx, unsigned char *rout, size_t *routlen,
+                            const unsigned char *sig, size_t siglen);
+int EVP_PKEY_CTX_set_signature_md(EVP_PKEY_CTX *ctx, const EVP_MD *md);
+int EVP_PKEY_derive_init(EVP_PKEY_CTX *ctx);
+int EVP_PKEY_derive_set_peer(EVP_PKEY_CTX *ctx, EVP_PKEY *peer);
+int EVP_PKEY_derive(EVP_PKEY_CTX *ctx, unsigned char *key, size_t *keylen);
+int EVP_PKEY_encapsulate_init(EVP_PKEY_CTX *ctx, const void *params);
+int EVP_PKEY_encapsulate(EVP_PKEY_CTX *ctx, unsigned char *wrappedkey, size_t *wrappedkeylen,
+                         unsigned char *genkey, size_t *genkeylen);
+int EVP_PKEY_decapsulate_init(EVP_PKEY_CTX *ctx, const void *params);
+int EVP_PKEY_decapsulate(EVP_PKEY_CTX *ctx, unsigned char *unwrapped, size_t *unwrappedlen,
+                         const unsigned char *wrapped, size_t wrappedlen);
+int EVP_PKEY_CTX_set_kem_op(EVP_PKEY_CTX *ctx, const char *op);
 
 int EVP_DigestSignInit(EVP_MD_CTX *ctx, EVP_PKEY_CTX **pctx, const EVP_MD *type,
                        ENGINE *e, EVP_PKEY *pkey);
@@ -202,24 +238,12 @@ local function load(txt, opts)
   return wrap(p)
 end
 
-local function generate(config)
-  local typ = config.type or "RSA"
-  if type(typ) ~= "string" then
-    return nil, "pkey.new: expect a string type"
-  end
-  local utyp = typ:upper()
-  local name = (utyp == "RSA" or utyp == "EC" or utyp == "DH" or utyp == "DSA") and utyp or typ
-  local ctx = C.EVP_PKEY_CTX_new_from_name(nil, name, nil)
-  if ctx == nil then
-    return nil, ossl.err("pkey.new", "unsupported key type \"" .. typ .. "\"")
-  end
-  ctx = ffi_gc(ctx, C.EVP_PKEY_CTX_free)
-  if C.EVP_PKEY_keygen_init(ctx) ~= 1 then
-    return nil, ossl.err("pkey.new")
-  end
-  if name == "RSA" then
+-- Applies a generation config (curve, group, bits, exp, raw pkeyopt strings)
+-- to a keygen or paramgen context of type `name`.
+local function configure_gen(ctx, name, config, where, keygen)
+  if name == "RSA" and keygen then
     if C.EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, config.bits or 2048) ~= 1 then
-      return nil, ossl.err("pkey.new", "bad bits")
+      return nil, ossl.err(where, "bad bits")
     end
     if config.exp then
       local e, err = bn.new(config.exp)
@@ -227,28 +251,78 @@ local function generate(config)
         return nil, err
       end
       if C.EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, e.ctx) ~= 1 then
-        return nil, ossl.err("pkey.new", "bad exp")
+        return nil, ossl.err(where, "bad exp")
       end
     end
   elseif name == "EC" then
     local curve = tostring(config.curve or "prime192v1")
     if C.OBJ_txt2nid(curve) == 0 and C.EC_curve_nist2nid(curve) == 0 then
       C.ERR_clear_error()
-      return nil, "pkey.new: unknown curve \"" .. curve .. "\""
+      return nil, where .. ": unknown curve \"" .. curve .. "\""
     end
     if C.EVP_PKEY_CTX_set_group_name(ctx, curve) ~= 1 then
-      return nil, ossl.err("pkey.new", "unknown curve \"" .. tostring(config.curve) .. "\"")
+      return nil, ossl.err(where, "unknown curve \"" .. curve .. "\"")
     end
-  elseif name == "DH" and config.group then
-    if C.EVP_PKEY_CTX_set_group_name(ctx, config.group) ~= 1 then
-      return nil, ossl.err("pkey.new", "unknown group \"" .. tostring(config.group) .. "\"")
+  elseif name == "DH" then
+    if config.group then
+      if C.EVP_PKEY_CTX_set_group_name(ctx, tostring(config.group)) ~= 1 then
+        return nil, ossl.err(where, "unknown group \"" .. tostring(config.group) .. "\"")
+      end
+    elseif not keygen and C.EVP_PKEY_CTX_set_dh_paramgen_prime_len(ctx, config.bits or 2048) ~= 1 then
+      return nil, ossl.err(where, "bad bits")
     end
   end
   -- raw pkeyopt strings ("rsa_keygen_bits:4096"), as genpkey's -pkeyopt
   for _, opt in ipairs(config) do
     local k, v = tostring(opt):match("^([^:]+):(.*)$")
     if not k or C.EVP_PKEY_CTX_ctrl_str(ctx, k, v) <= 0 then
-      return nil, ossl.err("pkey.new", "bad pkeyopt \"" .. tostring(opt) .. "\"")
+      return nil, ossl.err(where, "bad pkeyopt \"" .. tostring(opt) .. "\"")
+    end
+  end
+  return true
+end
+
+local function type_name(typ)
+  local utyp = typ:upper()
+  return (utyp == "RSA" or utyp == "EC" or utyp == "DH" or utyp == "DSA") and utyp or typ
+end
+
+local function generate(config)
+  local typ = config.type or "RSA"
+  if type(typ) ~= "string" then
+    return nil, "pkey.new: expect a string type"
+  end
+  local name = type_name(typ)
+  local ctx
+  if config.param then
+    -- a key on the given PEM parameters (from paramgen)
+    local pp = ffi_new("EVP_PKEY *[1]")
+    local param = tostring(config.param)
+    local dctx = C.OSSL_DECODER_CTX_new_for_pkey(pp, "PEM", nil, name, 0x84, nil, nil)
+    local data = ffi_new("const unsigned char *[1]", ffi_cast("const unsigned char *", param))
+    local ok = dctx ~= nil and C.OSSL_DECODER_from_data(dctx, data, ossl.size_t(#param)) == 1
+    if dctx ~= nil then
+      C.OSSL_DECODER_CTX_free(dctx)
+    end
+    if not ok or pp[0] == nil then
+      return nil, ossl.err("pkey.new", "bad param")
+    end
+    local params = ffi_gc(pp[0], C.EVP_PKEY_free)
+    ctx = C.EVP_PKEY_CTX_new_from_pkey(nil, params, nil)
+  else
+    ctx = C.EVP_PKEY_CTX_new_from_name(nil, name, nil)
+  end
+  if ctx == nil then
+    return nil, ossl.err("pkey.new", "unsupported key type \"" .. typ .. "\"")
+  end
+  ctx = ffi_gc(ctx, C.EVP_PKEY_CTX_free)
+  if C.EVP_PKEY_keygen_init(ctx) ~= 1 then
+    return nil, ossl.err("pkey.new")
+  end
+  if not config.param then
+    local ok, err = configure_gen(ctx, name, config, "pkey.new", true)
+    if not ok then
+      return nil, err
     end
   end
   local pp = ffi_new("EVP_PKEY *[1]")
@@ -256,6 +330,36 @@ local function generate(config)
     return nil, ossl.err("pkey.new")
   end
   return wrap(pp[0])
+end
+
+--- EC or DH parameters as PEM text: {type="EC", curve} (default prime192v1)
+-- or {type="DH", group | bits}; or nil, err.
+function _M.paramgen(config)
+  if type(config) ~= "table" then
+    return nil, "pkey.paramgen: expect a table at #1"
+  end
+  local name = type_name(tostring(config.type))
+  if name ~= "EC" and name ~= "DH" then
+    return nil, "pkey.paramgen: unsupported type " .. tostring(config.type)
+  end
+  local ctx = ffi_gc(C.EVP_PKEY_CTX_new_from_name(nil, name, nil), C.EVP_PKEY_CTX_free)
+  if C.EVP_PKEY_paramgen_init(ctx) ~= 1 then
+    return nil, ossl.err("pkey.paramgen")
+  end
+  local ok, err = configure_gen(ctx, name, config, "pkey.paramgen", false)
+  if not ok then
+    return nil, err
+  end
+  local pp = ffi_new("EVP_PKEY *[1]")
+  if C.EVP_PKEY_paramgen(ctx, pp) ~= 1 or pp[0] == nil then
+    return nil, ossl.err("pkey.paramgen")
+  end
+  local params = ffi_gc(pp[0], C.EVP_PKEY_free)
+  local bio = ossl.mem_bio()
+  if C.PEM_write_bio_Parameters(bio, params) ~= 1 then
+    return nil, ossl.err("pkey.paramgen")
+  end
+  return ossl.bio_string(bio)
 end
 
 --- A key loaded from PEM or DER text (`opts`: format, type, passphrase,
@@ -551,6 +655,181 @@ function _M:verify(signature, message, md_alg, padding, opts)
     return true
   end
   return false, ossl.err("pkey:verify", "signature verification failed")
+end
+
+-- ------------------------------------------------ raw operations, KEM, ECDH --
+
+-- Runs a one-input EVP_PKEY operation: init(ctx), then op(ctx, out, &outlen,
+-- in, inlen) sized by a first call. `setup(ctx)` may set more options.
+local function pkey_op(self, where, init, op, input, padding, opts, setup)
+  if type(input) ~= "string" then
+    return nil, where .. ": expect a string at #1"
+  end
+  local ctx = C.EVP_PKEY_CTX_new(self.ctx, nil)
+  if ctx == nil then
+    return nil, ossl.err(where)
+  end
+  ctx = ffi_gc(ctx, C.EVP_PKEY_CTX_free)
+  if init(ctx) ~= 1 then
+    return nil, ossl.err(where)
+  end
+  local ok, err = setup_pctx(ctx, padding, opts, where)
+  if not ok then
+    return nil, err
+  end
+  if setup then
+    ok, err = setup(ctx)
+    if not ok then
+      return nil, err
+    end
+  end
+  local len = ossl.size_t()
+  if op(ctx, nil, len, input, #input) ~= 1 then
+    return nil, ossl.err(where)
+  end
+  local b = ossl.buf(tonumber(len[0]))
+  if op(ctx, b, len, input, #input) ~= 1 then
+    return nil, ossl.err(where)
+  end
+  return ffi_str(b, len[0])
+end
+
+local RSA_PKCS1 = 1
+
+--- Public-key encryption (RSA; default PKCS#1 v1.5 padding); or nil, err.
+function _M:encrypt(s, padding, opts)
+  return pkey_op(self, "pkey:encrypt", C.EVP_PKEY_encrypt_init, C.EVP_PKEY_encrypt, s,
+                 padding or RSA_PKCS1, opts)
+end
+
+--- Private-key decryption (RSA; default PKCS#1 v1.5 padding); or nil, err.
+function _M:decrypt(s, padding, opts)
+  return pkey_op(self, "pkey:decrypt", C.EVP_PKEY_decrypt_init, C.EVP_PKEY_decrypt, s,
+                 padding or RSA_PKCS1, opts)
+end
+
+--- Signs `s` as it is, without digesting it ("private encrypt" for RSA;
+-- default PKCS#1 v1.5 padding); or nil, err.
+function _M:sign_raw(s, padding, opts)
+  local pad = self.key_type == EVP_PKEY_RSA and (padding or RSA_PKCS1) or padding
+  return pkey_op(self, "pkey:sign_raw", C.EVP_PKEY_sign_init, C.EVP_PKEY_sign, s, pad, opts)
+end
+
+--- Recovers the data signed by sign_raw ("public decrypt", RSA only); or nil, err.
+function _M:verify_recover(s, padding, opts)
+  return pkey_op(self, "pkey:verify_recover", C.EVP_PKEY_verify_recover_init,
+                 C.EVP_PKEY_verify_recover, s, padding or RSA_PKCS1, opts)
+end
+
+--- Verifies `signature` over `data`, a digest already computed with `md_alg`
+-- (default SHA256 for RSA and EC): true, or false, err.
+function _M:verify_raw(signature, data, md_alg, padding, opts)
+  if type(signature) ~= "string" or type(data) ~= "string" then
+    return false, "pkey:verify_raw: expect strings at #1 and #2"
+  end
+  local md, err = pick_md(self, md_alg, "pkey:verify_raw")
+  if md == false then
+    return false, err
+  end
+  local ctx = C.EVP_PKEY_CTX_new(self.ctx, nil)
+  if ctx == nil then
+    return false, ossl.err("pkey:verify_raw")
+  end
+  ctx = ffi_gc(ctx, C.EVP_PKEY_CTX_free)
+  if C.EVP_PKEY_verify_init(ctx) ~= 1 then
+    return false, ossl.err("pkey:verify_raw")
+  end
+  if md and C.EVP_PKEY_CTX_set_signature_md(ctx, md) ~= 1 then
+    return false, ossl.err("pkey:verify_raw")
+  end
+  local pad = self.key_type == EVP_PKEY_RSA and (padding or RSA_PKCS1) or padding
+  local ok, perr = setup_pctx(ctx, pad, opts, "pkey:verify_raw")
+  if not ok then
+    return false, perr
+  end
+  if C.EVP_PKEY_verify(ctx, signature, #signature, data, #data) == 1 then
+    C.ERR_clear_error()
+    return true
+  end
+  return false, ossl.err("pkey:verify_raw", "signature verification failed")
+end
+
+--- The shared secret of this (private) key with `peer_key` (ECDH, X25519,
+-- X448, DH); or nil, err.
+function _M:derive(peer_key)
+  if not _M.istype(peer_key) then
+    return nil, "pkey:derive: expect a pkey instance at #1"
+  end
+  local ctx = C.EVP_PKEY_CTX_new(self.ctx, nil)
+  if ctx == nil then
+    return nil, ossl.err("pkey:derive")
+  end
+  ctx = ffi_gc(ctx, C.EVP_PKEY_CTX_free)
+  if C.EVP_PKEY_derive_init(ctx) ~= 1 or C.EVP_PKEY_derive_set_peer(ctx, peer_key.ctx) ~= 1 then
+    return nil, ossl.err("pkey:derive")
+  end
+  local len = ossl.size_t()
+  if C.EVP_PKEY_derive(ctx, nil, len) ~= 1 then
+    return nil, ossl.err("pkey:derive")
+  end
+  local b = ossl.buf(tonumber(len[0]))
+  if C.EVP_PKEY_derive(ctx, b, len) ~= 1 then
+    return nil, ossl.err("pkey:derive")
+  end
+  return ffi_str(b, len[0])
+end
+
+local function kem_ctx(self, where, init, properties)
+  local ctx = C.EVP_PKEY_CTX_new_from_pkey(nil, self.ctx, properties)
+  if ctx == nil then
+    return nil, ossl.err(where)
+  end
+  ctx = ffi_gc(ctx, C.EVP_PKEY_CTX_free)
+  if init(ctx, nil) ~= 1 then
+    return nil, ossl.err(where, "the key does not support encapsulation")
+  end
+  if self.key_type == EVP_PKEY_RSA and C.EVP_PKEY_CTX_set_kem_op(ctx, "RSASVE") ~= 1 then
+    return nil, ossl.err(where)
+  end
+  return ctx
+end
+
+--- KEM encapsulation with a public key: wrapped key, shared secret; or nil, err.
+function _M:encapsulate(properties)
+  local ctx, err = kem_ctx(self, "pkey:encapsulate", C.EVP_PKEY_encapsulate_init, properties)
+  if not ctx then
+    return nil, err
+  end
+  local wlen, slen = ossl.size_t(), ossl.size_t()
+  if C.EVP_PKEY_encapsulate(ctx, nil, wlen, nil, slen) ~= 1 then
+    return nil, ossl.err("pkey:encapsulate")
+  end
+  local w = ffi_new("unsigned char[?]", tonumber(wlen[0]))
+  local s = ffi_new("unsigned char[?]", tonumber(slen[0]))
+  if C.EVP_PKEY_encapsulate(ctx, w, wlen, s, slen) ~= 1 then
+    return nil, ossl.err("pkey:encapsulate")
+  end
+  return ffi_str(w, wlen[0]), ffi_str(s, slen[0])
+end
+
+--- KEM decapsulation with a private key: the shared secret; or nil, err.
+function _M:decapsulate(wrapped, properties)
+  if type(wrapped) ~= "string" then
+    return nil, "pkey:decapsulate: expect a string at #1"
+  end
+  local ctx, err = kem_ctx(self, "pkey:decapsulate", C.EVP_PKEY_decapsulate_init, properties)
+  if not ctx then
+    return nil, err
+  end
+  local len = ossl.size_t()
+  if C.EVP_PKEY_decapsulate(ctx, nil, len, wrapped, #wrapped) ~= 1 then
+    return nil, ossl.err("pkey:decapsulate")
+  end
+  local b = ossl.buf(tonumber(len[0]))
+  if C.EVP_PKEY_decapsulate(ctx, b, len, wrapped, #wrapped) ~= 1 then
+    return nil, ossl.err("pkey:decapsulate")
+  end
+  return ffi_str(b, len[0])
 end
 
 --- The public (default) or private key as PEM (default) or DER; PKCS#1
