@@ -661,11 +661,11 @@ end
 
 -- Runs a one-input EVP_PKEY operation: init(ctx), then op(ctx, out, &outlen,
 -- in, inlen) sized by a first call. `setup(ctx)` may set more options.
-local function pkey_op(self, where, init, op, input, padding, opts, setup)
+local function pkey_op(self, where, init, op, input, padding, opts, setup, properties)
   if type(input) ~= "string" then
     return nil, where .. ": expect a string at #1"
   end
-  local ctx = C.EVP_PKEY_CTX_new(self.ctx, nil)
+  local ctx = C.EVP_PKEY_CTX_new_from_pkey(nil, self.ctx, properties)
   if ctx == nil then
     return nil, ossl.err(where)
   end
@@ -814,22 +814,15 @@ end
 
 --- KEM decapsulation with a private key: the shared secret; or nil, err.
 function _M:decapsulate(wrapped, properties)
-  if type(wrapped) ~= "string" then
-    return nil, "pkey:decapsulate: expect a string at #1"
-  end
-  local ctx, err = kem_ctx(self, "pkey:decapsulate", C.EVP_PKEY_decapsulate_init, properties)
-  if not ctx then
-    return nil, err
-  end
-  local len = ossl.size_t()
-  if C.EVP_PKEY_decapsulate(ctx, nil, len, wrapped, #wrapped) ~= 1 then
-    return nil, ossl.err("pkey:decapsulate")
-  end
-  local b = ossl.buf(tonumber(len[0]))
-  if C.EVP_PKEY_decapsulate(ctx, b, len, wrapped, #wrapped) ~= 1 then
-    return nil, ossl.err("pkey:decapsulate")
-  end
-  return ffi_str(b, len[0])
+  local rsa = self.key_type == EVP_PKEY_RSA
+  return pkey_op(self, "pkey:decapsulate", function(ctx)
+    return C.EVP_PKEY_decapsulate_init(ctx, nil)
+  end, C.EVP_PKEY_decapsulate, wrapped, nil, nil, function(ctx)
+    if rsa and C.EVP_PKEY_CTX_set_kem_op(ctx, "RSASVE") ~= 1 then
+      return nil, ossl.err("pkey:decapsulate")
+    end
+    return true
+  end, properties)
 end
 
 --- The public (default) or private key as PEM (default) or DER; PKCS#1
