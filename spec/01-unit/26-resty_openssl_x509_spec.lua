@@ -31,6 +31,11 @@ describe("resty.openssl.x509", function()
               .. " && openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -days 30"
               .. " -set_serial 0x1234ABCD5678 -sha384 -out leaf.pem 2>/dev/null"
               .. " && openssl x509 -in leaf.pem -outform DER -out leaf.der"))
+    tmp:write("ext.cnf", "basicConstraints=critical,CA:TRUE,pathlen:2\n"
+              .. "authorityInfoAccess=OCSP;URI:http://ocsp.test/a,OCSP;URI:http://ocsp.test/b\n"
+              .. "crlDistributionPoints=URI:http://crl.test/1.crl,URI:http://crl.test/2.crl\n")
+    assert(tmp:sh("openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -days 30"
+                  .. " -extfile ext.cnf -out ext.pem 2>/dev/null"))
   end)
 
   lazy_teardown(function()
@@ -131,6 +136,36 @@ describe("resty.openssl.x509", function()
     assert.equal(fp, to_hex(c:digest("sha256")))
     assert.equal(20, #c:digest())
     assert.equal(32, #c:pubkey_digest("sha256"))
+  end)
+
+  it("get_ocsp_url and get_crl_url, first or all", function()
+    local c = assert(x509.new(tmp:read("ext.pem")))
+    assert.equal("http://ocsp.test/a", c:get_ocsp_url())
+    assert.same({ "http://ocsp.test/a", "http://ocsp.test/b" }, c:get_ocsp_url(true))
+    assert.equal("http://crl.test/1.crl", c:get_crl_url())
+    assert.same({ "http://crl.test/1.crl", "http://crl.test/2.crl" }, c:get_crl_url(true))
+    local plain = assert(x509.new(read("leaf.pem")))
+    assert.is_nil(plain:get_ocsp_url())
+    assert.is_nil(plain:get_crl_url(true))
+  end)
+
+  it("get_basic_constraints, by key, and the extensions' critical flags", function()
+    local c = assert(x509.new(tmp:read("ext.pem")))
+    assert.same({ ca = true, pathlen = 2 }, c:get_basic_constraints())
+    assert.equal(2, c:get_basic_constraints("PathLen"))
+    assert.is_true(c:get_basic_constraints("ca"))
+    assert.is_true(c:get_basic_constraints_critical())
+    assert.is_true(c:get_extension_critical("basicConstraints"))
+    assert.is_false(c:get_extension_critical("crlDistributionPoints"))
+    assert.is_false(c:get_extension_critical("1.3.6.1.5.5.7.1.1")) -- authorityInfoAccess
+    local plain = assert(x509.new(read("leaf.pem")))
+    assert.is_nil(plain:get_basic_constraints())
+    local r, err = plain:get_extension_critical("basicConstraints")
+    assert.is_nil(r)
+    assert.matches("extension not found", err, 1, true)
+    r, err = plain:get_extension_critical("noSuchExtension")
+    assert.is_nil(r)
+    assert.matches("invalid NID text", err, 1, true)
   end)
 
   it("check_private_key and verify", function()

@@ -2,8 +2,11 @@
 -- empty), dup, istype, digest, pubkey_digest, check_private_key, getters and
 -- setters for subject_name, issuer_name, not_before, not_after, pubkey,
 -- serial_number and version, get/set_lifetime, get_signature_name/nid/
--- digest_name, sign, verify, tostring and to_PEM. Extensions
--- (get_extension, subject_alt_name...) are not provided.
+-- digest_name, get_ocsp_url, get_crl_url, get_basic_constraints(_critical),
+-- get_extension_critical, sign, verify, tostring and to_PEM. Not provided:
+-- extension objects (get/add/set_extension, set_extension_critical) and the
+-- getters returning x509.altname / extension modules (subject_alt_name,
+-- issuer_alt_name, info_access, crl_distribution_points) or setting them.
 local ffi = require "ffi"
 local ossl = require "tollgate.openssl"
 local bn = require "resty.openssl.bn"
@@ -46,6 +49,26 @@ int X509_set_version(X509 *x, long version);
 int X509_get_signature_nid(const X509 *x);
 int OBJ_find_sigid_algs(int signid, int *pdig_nid, int *ppkey_nid);
 int X509_sign(X509 *x, EVP_PKEY *pkey, const EVP_MD *md);
+typedef struct stack_st OPENSSL_STACK;
+int OPENSSL_sk_num(const OPENSSL_STACK *st);
+void *OPENSSL_sk_value(const OPENSSL_STACK *st, int i);
+OPENSSL_STACK *X509_get1_ocsp(X509 *x);
+void X509_email_free(OPENSSL_STACK *sk);
+void *X509_get_ext_d2i(const X509 *x, int nid, int *crit, int *idx);
+typedef struct { int ca; ASN1_INTEGER *pathlen; } BASIC_CONSTRAINTS;
+void BASIC_CONSTRAINTS_free(BASIC_CONSTRAINTS *a);
+long ASN1_INTEGER_get(const ASN1_INTEGER *a);
+typedef struct { int type; union { void *ptr; ASN1_STRING *uniformResourceIdentifier; } d; }
+  GENERAL_NAME;
+typedef struct { int type; union { OPENSSL_STACK *fullname; void *relativename; } name;
+                 X509_NAME *dpname; } DIST_POINT_NAME;
+typedef struct { DIST_POINT_NAME *distpoint; void *reasons; OPENSSL_STACK *CRLissuer;
+                 int dp_reasons; } DIST_POINT;
+void CRL_DIST_POINTS_free(OPENSSL_STACK *a);
+int X509_get_ext_by_NID(const X509 *x, int nid, int lastpos);
+void *X509_get_ext(const X509 *x, int loc);
+int X509_EXTENSION_get_critical(const void *ex);
+int OBJ_txt2nid(const char *s);
 int X509_verify(X509 *a, EVP_PKEY *r);
 ]]
 
@@ -358,6 +381,103 @@ function _M:get_signature_digest_name()
                 ffi_str(C.OBJ_nid2sn(nid))
   end
   return ffi_str(C.OBJ_nid2sn(dig[0]))
+end
+
+local NID_basic_constraints, NID_crl_distribution_points = 87, 103
+local GEN_URI = 6
+
+--- The OCSP responder URL (the first, or all of them in a table with
+-- `return_all`); nil when the certificate has none.
+function _M:get_ocsp_url(return_all)
+  local sk = C.X509_get1_ocsp(self.ctx)
+  if sk == nil then
+    return nil
+  end
+  local urls = {}
+  for i = 0, C.OPENSSL_sk_num(sk) - 1 do
+    urls[#urls + 1] = ffi_str(ffi_cast("const char *", C.OPENSSL_sk_value(sk, i)))
+  end
+  C.X509_email_free(sk)
+  if return_all then
+    return urls
+  end
+  return urls[1]
+end
+
+--- The CRL distribution point URL (the first, or all of them with
+-- `return_all`); nil when the certificate has none.
+function _M:get_crl_url(return_all)
+  local sk = C.X509_get_ext_d2i(self.ctx, NID_crl_distribution_points, nil, nil)
+  if sk == nil then
+    return nil
+  end
+  sk = ffi_cast("OPENSSL_STACK *", sk)
+  local urls = {}
+  for i = 0, C.OPENSSL_sk_num(sk) - 1 do
+    local dp = ffi_cast("DIST_POINT *", C.OPENSSL_sk_value(sk, i))
+    local dpn = dp.distpoint
+    if dpn ~= nil and dpn.type == 0 and dpn.name.fullname ~= nil then -- full names
+      local names = dpn.name.fullname
+      for j = 0, C.OPENSSL_sk_num(names) - 1 do
+        local gn = ffi_cast("GENERAL_NAME *", C.OPENSSL_sk_value(names, j))
+        if gn.type == GEN_URI then
+          local str = gn.d.uniformResourceIdentifier
+          urls[#urls + 1] = ffi_str(C.ASN1_STRING_get0_data(str), C.ASN1_STRING_length(str))
+        end
+      end
+    end
+  end
+  C.CRL_DIST_POINTS_free(sk)
+  if return_all then
+    return urls
+  end
+  return urls[1]
+end
+
+--- Basic constraints as { ca = bool, pathlen = int } (or the value of the
+-- case-insensitive key `name`); nil, nil when absent.
+function _M:get_basic_constraints(name)
+  local bc = C.X509_get_ext_d2i(self.ctx, NID_basic_constraints, nil, nil)
+  if bc == nil then
+    return nil
+  end
+  bc = ffi_cast("BASIC_CONSTRAINTS *", bc)
+  local t = { ca = bc.ca ~= 0 }
+  if bc.pathlen ~= nil then
+    t.pathlen = tonumber(C.ASN1_INTEGER_get(bc.pathlen))
+  end
+  C.BASIC_CONSTRAINTS_free(bc)
+  if name then
+    return t[tostring(name):lower()]
+  end
+  return t
+end
+
+local function nid_of(nid_or_txt)
+  if type(nid_or_txt) == "number" then
+    return nid_or_txt
+  end
+  local nid = C.OBJ_txt2nid(tostring(nid_or_txt))
+  return nid ~= 0 and nid or nil
+end
+
+--- The critical flag of the extension `nid_or_txt` ("basicConstraints", its
+-- OID or NID); nil, err when the certificate does not have it.
+function _M:get_extension_critical(nid_or_txt)
+  local nid = nid_of(nid_or_txt)
+  if not nid then
+    return nil, "x509:get_extension_critical: invalid NID text " .. tostring(nid_or_txt)
+  end
+  local loc = C.X509_get_ext_by_NID(self.ctx, nid, -1)
+  if loc < 0 then
+    return nil, "x509:get_extension_critical: extension not found"
+  end
+  return C.X509_EXTENSION_get_critical(C.X509_get_ext(self.ctx, loc)) == 1
+end
+
+--- The critical flag of the basic constraints extension.
+function _M:get_basic_constraints_critical()
+  return self:get_extension_critical(NID_basic_constraints)
 end
 
 --- Signs with the private key `key` and a digest instance's algorithm
