@@ -386,6 +386,13 @@ end
 local NID_basic_constraints, NID_crl_distribution_points = 87, 103
 local GEN_URI = 6
 
+local function first_or_all(urls, return_all)
+  if return_all then
+    return urls
+  end
+  return urls[1]
+end
+
 --- The OCSP responder URL (the first, or all of them in a table with
 -- `return_all`); nil when the certificate has none.
 function _M:get_ocsp_url(return_all)
@@ -398,10 +405,7 @@ function _M:get_ocsp_url(return_all)
     urls[#urls + 1] = ffi_str(ffi_cast("const char *", C.OPENSSL_sk_value(sk, i)))
   end
   C.X509_email_free(sk)
-  if return_all then
-    return urls
-  end
-  return urls[1]
+  return first_or_all(urls, return_all)
 end
 
 --- The CRL distribution point URL (the first, or all of them with
@@ -428,10 +432,7 @@ function _M:get_crl_url(return_all)
     end
   end
   C.CRL_DIST_POINTS_free(sk)
-  if return_all then
-    return urls
-  end
-  return urls[1]
+  return first_or_all(urls, return_all)
 end
 
 --- Basic constraints as { ca = bool, pathlen = int } (or the value of the
