@@ -24,7 +24,9 @@ dependencies = {
 build = {
   type = "builtin",
   modules = {
-    ["kong.plugins." .. plugin_name .. ".handler"] = "kong/plugins/" .. plugin_name .. "/handler.lua",
-    ["kong.plugins." .. plugin_name .. ".schema"] = "kong/plugins/" .. plugin_name .. "/schema.lua",
+    ["kong.plugins." .. plugin_name .. ".handler"] =
+      "kong/plugins/" .. plugin_name .. "/handler.lua",
+    ["kong.plugins." .. plugin_name .. ".schema"] =
+      "kong/plugins/" .. plugin_name .. "/schema.lua",
   },
 }

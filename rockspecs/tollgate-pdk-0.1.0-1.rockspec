@@ -27,7 +27,8 @@ build = {
     mkdir -p "$(LUADIR)/tollgate" &&
     cp -R pdk/kong "$(LUADIR)/" &&
     cp -R core/lua/kong core/lua/resty core/lua/ngx "$(LUADIR)/" &&
-    cp core/lua/tollgate/openssl.lua core/lua/tollgate/resty_digest.lua \
+    cp core/lua/tollgate/openssl.lua core/lua/tollgate/openssl_param.lua \
+       core/lua/tollgate/resty_digest.lua \
        core/lua/tollgate/modules.lua "$(LUADIR)/tollgate/"
   ]],
 }

@@ -6,7 +6,8 @@ local modules = require "tollgate.modules"
 local SHIPPED = {
   "resty.string", "resty.md5", "resty.sha1", "resty.sha224", "resty.sha256", "resty.sha384",
   "resty.sha512", "resty.random", "resty.openssl.digest", "resty.openssl.hmac",
-  "resty.openssl.rand", "resty.openssl.bn", "resty.openssl.pkey", "resty.openssl.x509",
+  "resty.openssl.rand", "resty.openssl.mac", "resty.openssl.bn", "resty.openssl.pkey",
+  "resty.openssl.x509",
   "resty.openssl.x509.name", "resty.openssl.version", "ngx.base64",
 }
 

@@ -71,7 +71,7 @@ describe("rockspecs", function()
     end
     for _, f in ipairs({ "kong/pdk/request.lua", "kong/db/schema/typedefs.lua",
                          "resty/openssl/x509/init.lua", "ngx/base64.lua",
-                         "tollgate/openssl.lua", "spec/helpers.lua",
+                         "tollgate/openssl.lua", "tollgate/openssl_param.lua", "spec/helpers.lua",
                          "spec/helpers/blueprints.lua" }) do
       assert.truthy(io.open(tmp:path("share/lua/5.1/" .. f)), f)
     end

@@ -1,7 +1,16 @@
 -- resty.openssl.digest (lua-resty-openssl's API) over EVP_MD_CTX:
--- new(name?, properties?), istype, get_provider_name, update, final, reset.
+-- new(name?, properties?), istype, get_provider_name, update, final, reset,
+-- and the generic parameter getters/setters.
 local ffi = require "ffi"
 local ossl = require "tollgate.openssl"
+local param = require "tollgate.openssl_param"
+
+ffi.cdef [[
+const OSSL_PARAM *EVP_MD_CTX_gettable_params(EVP_MD_CTX *ctx);
+const OSSL_PARAM *EVP_MD_CTX_settable_params(EVP_MD_CTX *ctx);
+int EVP_MD_CTX_get_params(EVP_MD_CTX *ctx, OSSL_PARAM params[]);
+int EVP_MD_CTX_set_params(EVP_MD_CTX *ctx, const OSSL_PARAM params[]);
+]]
 
 local C = ossl.C
 local ffi_gc = ffi.gc
@@ -95,5 +104,10 @@ function _M:reset()
   end
   return true
 end
+
+param.install(_M, "digest", function(self)
+  return self.ctx, C.EVP_MD_CTX_gettable_params, C.EVP_MD_CTX_settable_params,
+         C.EVP_MD_CTX_get_params, C.EVP_MD_CTX_set_params
+end)
 
 return _M

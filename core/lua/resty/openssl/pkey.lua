@@ -5,12 +5,13 @@
 -- get_default_digest_type, sign, verify (named digest or a digest instance;
 -- RSA paddings, PSS salt length, raw ECDSA), encrypt, decrypt, sign_raw,
 -- verify_raw, verify_recover, derive, encapsulate, decapsulate, tostring and
--- to_PEM. Not provided: JWK input and output, composing a key from
--- parameters, set_parameters and the generic OSSL_PARAM getters/setters.
+-- to_PEM, and the generic parameter getters/setters. Not provided: JWK input
+-- and output, composing a key from parameters, set_parameters.
 local ffi = require "ffi"
 local ossl = require "tollgate.openssl"
 local bn = require "resty.openssl.bn"
 local digest_mod = require "resty.openssl.digest"
+local param = require "tollgate.openssl_param"
 
 ffi.cdef [[
 OSSL_DECODER_CTX *OSSL_DECODER_CTX_new_for_pkey(EVP_PKEY **pkey, const char *input_type,
@@ -84,6 +85,10 @@ int EVP_PKEY_decapsulate_init(EVP_PKEY_CTX *ctx, const void *params);
 int EVP_PKEY_decapsulate(EVP_PKEY_CTX *ctx, unsigned char *unwrapped, size_t *unwrappedlen,
                          const unsigned char *wrapped, size_t wrappedlen);
 int EVP_PKEY_CTX_set_kem_op(EVP_PKEY_CTX *ctx, const char *op);
+const OSSL_PARAM *EVP_PKEY_gettable_params(const EVP_PKEY *pkey);
+const OSSL_PARAM *EVP_PKEY_settable_params(const EVP_PKEY *pkey);
+int EVP_PKEY_get_params(const EVP_PKEY *pkey, OSSL_PARAM params[]);
+int EVP_PKEY_set_params(EVP_PKEY *pkey, OSSL_PARAM params[]);
 
 int EVP_DigestSignInit(EVP_MD_CTX *ctx, EVP_PKEY_CTX **pctx, const EVP_MD *type,
                        ENGINE *e, EVP_PKEY *pkey);
@@ -268,8 +273,10 @@ local function configure_gen(ctx, name, config, where, keygen)
       if C.EVP_PKEY_CTX_set_group_name(ctx, tostring(config.group)) ~= 1 then
         return nil, ossl.err(where, "unknown group \"" .. tostring(config.group) .. "\"")
       end
-    elseif not keygen and C.EVP_PKEY_CTX_set_dh_paramgen_prime_len(ctx, config.bits or 2048) ~= 1 then
-      return nil, ossl.err(where, "bad bits")
+    elseif not keygen then
+      if C.EVP_PKEY_CTX_set_dh_paramgen_prime_len(ctx, config.bits or 2048) ~= 1 then
+        return nil, ossl.err(where, "bad bits")
+      end
     end
   end
   -- raw pkeyopt strings ("rsa_keygen_bits:4096"), as genpkey's -pkeyopt
@@ -874,5 +881,10 @@ end
 function _M:to_PEM(private_or_public, is_pkcs1)
   return self:tostring(private_or_public, "PEM", is_pkcs1)
 end
+
+param.install(_M, "pkey", function(self)
+  return self.ctx, C.EVP_PKEY_gettable_params, C.EVP_PKEY_settable_params,
+         C.EVP_PKEY_get_params, C.EVP_PKEY_set_params
+end)
 
 return _M
