@@ -9,6 +9,8 @@ local ffi_str = ffi.string
 local ffi_gc = ffi.gc
 local type = type
 local tostring = tostring
+local select = select
+local getmetatable = getmetatable
 
 ffi.cdef [[
 typedef struct ossl_lib_ctx_st OSSL_LIB_CTX;
@@ -306,6 +308,55 @@ function M.b64_decode(s, url)
     return nil
   end
   return ffi_str(b, len - pad)
+end
+
+-- Shared by the resty.openssl classes ------------------------------------
+
+--- An istype(l) function for the instances of metatable `mt`.
+function M.istype(mt)
+  return function(l)
+    return type(l) == "table" and getmetatable(l) == mt
+  end
+end
+
+--- The name of an OSSL_PROVIDER* ("default"...), nil for NULL.
+function M.provider_name(p)
+  if p == nil then
+    return nil
+  end
+  return ffi_str(C.OSSL_PROVIDER_get0_name(p))
+end
+
+--- Adds update(...) and final(s?) to a streaming class (digest, hmac, mac):
+-- `feed(ctx, s, len)` returns 1 on success, `finish(self)` the result or nil.
+-- Errors are nil, "<name>:update: ..." / "<name>:final: ...".
+function M.streaming(cls, name, feed, finish)
+  function cls:update(...)
+    for i = 1, select("#", ...) do
+      local s = select(i, ...)
+      if type(s) ~= "string" then
+        s = tostring(s)
+      end
+      if feed(self.ctx, s, #s) ~= 1 then
+        return nil, M.err(name .. ":update")
+      end
+    end
+    return true
+  end
+
+  function cls:final(s)
+    if s then
+      local ok, err = self:update(s)
+      if not ok then
+        return nil, err
+      end
+    end
+    local out = finish(self)
+    if not out then
+      return nil, M.err(name .. ":final")
+    end
+    return out
+  end
 end
 
 --- zlib's CRC-32 of `s` (an unsigned number).

@@ -134,9 +134,7 @@ function _M.new(some, base)
 end
 
 --- true when `l` is a bn instance.
-function _M.istype(l)
-  return type(l) == "table" and getmetatable(l) == mt
-end
+_M.istype = ossl.istype(mt)
 
 --- A new bn holding a copy of the BIGNUM* `ctx`.
 function _M.dup(ctx)

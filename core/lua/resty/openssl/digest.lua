@@ -15,10 +15,8 @@ int EVP_MD_CTX_set_params(EVP_MD_CTX *ctx, const OSSL_PARAM params[]);
 local C = ossl.C
 local ffi_gc = ffi.gc
 local ffi_str = ffi.string
-local select = select
 local type = type
 local setmetatable = setmetatable
-local getmetatable = getmetatable
 
 local _M = {}
 local mt = { __index = _M }
@@ -54,48 +52,23 @@ function _M.new(digest_name, properties)
 end
 
 --- true when `l` is a digest instance.
-function _M.istype(l)
-  return type(l) == "table" and getmetatable(l) == mt
-end
+_M.istype = ossl.istype(mt)
 
 --- The name of the provider of this digest ("default", "fips"...).
 function _M:get_provider_name()
-  local p = C.EVP_MD_get0_provider(self.md)
-  if p == nil then
-    return nil
-  end
-  return ffi_str(C.OSSL_PROVIDER_get0_name(p))
+  return ossl.provider_name(C.EVP_MD_get0_provider(self.md))
 end
 
---- Feeds one or more strings; true, or nil, err.
-function _M:update(...)
-  for i = 1, select("#", ...) do
-    local s = select(i, ...)
-    if type(s) ~= "string" then
-      s = tostring(s)
-    end
-    if C.EVP_DigestUpdate(self.ctx, s, #s) ~= 1 then
-      return nil, ossl.err("digest:update")
-    end
-  end
-  return true
-end
-
---- The raw digest (after feeding `s` if given), or nil, err.
-function _M:final(s)
-  if s then
-    local ok, err = self:update(s)
-    if not ok then
-      return nil, err
-    end
-  end
+--- update(...) feeds strings (true, or nil, err); final(s?) gives the raw
+-- digest (after feeding `s` if given), or nil, err.
+ossl.streaming(_M, "digest", C.EVP_DigestUpdate, function(self)
   local out = ossl.buf(self.md_size > 64 and self.md_size or 64)
   local n = ossl.uint()
   if C.EVP_DigestFinal_ex(self.ctx, out, n) ~= 1 then
-    return nil, ossl.err("digest:final")
+    return nil
   end
   return ffi_str(out, n[0])
-end
+end)
 
 --- Starts over, as after new(); true, or nil, err.
 function _M:reset()

@@ -6,10 +6,8 @@ local ossl = require "tollgate.openssl"
 local C = ossl.C
 local ffi_gc = ffi.gc
 local ffi_str = ffi.string
-local select = select
 local type = type
 local setmetatable = setmetatable
-local getmetatable = getmetatable
 
 local _M = {}
 local mt = { __index = _M }
@@ -37,39 +35,18 @@ function _M.new(key, digest_name)
 end
 
 --- true when `l` is an hmac instance.
-function _M.istype(l)
-  return type(l) == "table" and getmetatable(l) == mt
-end
+_M.istype = ossl.istype(mt)
 
---- Feeds one or more strings; true, or nil, err.
-function _M:update(...)
-  for i = 1, select("#", ...) do
-    local s = select(i, ...)
-    if type(s) ~= "string" then
-      s = tostring(s)
-    end
-    if C.HMAC_Update(self.ctx, s, #s) ~= 1 then
-      return nil, ossl.err("hmac:update")
-    end
-  end
-  return true
-end
-
---- The raw HMAC (after feeding `s` if given), or nil, err.
-function _M:final(s)
-  if s then
-    local ok, err = self:update(s)
-    if not ok then
-      return nil, err
-    end
-  end
+--- update(...) feeds strings (true, or nil, err); final(s?) gives the raw
+-- HMAC (after feeding `s` if given), or nil, err.
+ossl.streaming(_M, "hmac", C.HMAC_Update, function(self)
   local out = ossl.buf(self.md_size > 64 and self.md_size or 64)
   local n = ossl.uint()
   if C.HMAC_Final(self.ctx, out, n) ~= 1 then
-    return nil, ossl.err("hmac:final")
+    return nil
   end
   return ffi_str(out, n[0])
-end
+end)
 
 --- Starts over with the same key and digest; true, or nil, err.
 function _M:reset()

@@ -27,10 +27,8 @@ int EVP_MAC_CTX_set_params(EVP_MAC_CTX *ctx, const OSSL_PARAM params[]);
 local C = ossl.C
 local ffi_gc = ffi.gc
 local ffi_str = ffi.string
-local select = select
 local type = type
 local setmetatable = setmetatable
-local getmetatable = getmetatable
 
 local _M = {}
 local mt = { __index = _M }
@@ -75,49 +73,24 @@ function _M.new(key, mac, cipher, digest, properties)
 end
 
 --- true when `l` is a mac instance.
-function _M.istype(l)
-  return type(l) == "table" and getmetatable(l) == mt
-end
+_M.istype = ossl.istype(mt)
 
 --- The name of the MAC's provider ("default"...).
 function _M:get_provider_name()
-  local p = C.EVP_MAC_get0_provider(self.algo)
-  if p == nil then
-    return nil
-  end
-  return ffi_str(C.OSSL_PROVIDER_get0_name(p))
+  return ossl.provider_name(C.EVP_MAC_get0_provider(self.algo))
 end
 
---- Feeds one or more strings; true, or nil, err.
-function _M:update(...)
-  for i = 1, select("#", ...) do
-    local s = select(i, ...)
-    if type(s) ~= "string" then
-      s = tostring(s)
-    end
-    if C.EVP_MAC_update(self.ctx, s, #s) ~= 1 then
-      return nil, ossl.err("mac:update")
-    end
-  end
-  return true
-end
-
---- The raw MAC (after feeding `s` if given), or nil, err.
-function _M:final(s)
-  if s then
-    local ok, err = self:update(s)
-    if not ok then
-      return nil, err
-    end
-  end
+--- update(...) feeds strings (true, or nil, err); final(s?) gives the raw
+-- MAC (after feeding `s` if given), or nil, err.
+ossl.streaming(_M, "mac", C.EVP_MAC_update, function(self)
   local size = tonumber(C.EVP_MAC_CTX_get_mac_size(self.ctx))
   local out = ossl.buf(size)
   local n = ossl.size_t()
   if C.EVP_MAC_final(self.ctx, out, n, size) ~= 1 then
-    return nil, ossl.err("mac:final")
+    return nil
   end
   return ffi_str(out, n[0])
-end
+end)
 
 --- Starts over with the same key and parameters; true, or nil, err.
 function _M:reset()

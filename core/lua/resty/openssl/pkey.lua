@@ -124,7 +124,6 @@ local ffi_str = ffi.string
 local ffi_cast = ffi.cast
 local type = type
 local setmetatable = setmetatable
-local getmetatable = getmetatable
 
 -- OpenSSL 3 selections
 local SEL_PUBLIC = 0x86  -- EVP_PKEY_PUBLIC_KEY
@@ -390,17 +389,11 @@ function _M.new(s, opts)
 end
 
 --- true when `l` is a pkey instance.
-function _M.istype(l)
-  return type(l) == "table" and getmetatable(l) == mt
-end
+_M.istype = ossl.istype(mt)
 
 --- The name of the key's provider ("default"...).
 function _M:get_provider_name()
-  local p = C.EVP_PKEY_get0_provider(self.ctx)
-  if p == nil then
-    return nil
-  end
-  return ffi_str(C.OSSL_PROVIDER_get0_name(p))
+  return ossl.provider_name(C.EVP_PKEY_get0_provider(self.ctx))
 end
 
 --- true for a private key, false for a public one.

@@ -79,7 +79,6 @@ local ffi_str = ffi.string
 local ffi_cast = ffi.cast
 local type = type
 local setmetatable = setmetatable
-local getmetatable = getmetatable
 
 local _M = {}
 local mt = { __index = _M }
@@ -135,9 +134,7 @@ function _M.dup(ctx)
 end
 
 --- true when `l` is an x509 instance.
-function _M.istype(l)
-  return type(l) == "table" and getmetatable(l) == mt
-end
+_M.istype = ossl.istype(mt)
 
 local function digest_of(self, f, digest_name, where)
   local md = ossl.md(digest_name or "sha1")

@@ -29,7 +29,6 @@ local ffi_str = ffi.string
 local ffi_cast = ffi.cast
 local type = type
 local setmetatable = setmetatable
-local getmetatable = getmetatable
 
 local MBSTRING_ASC = 0x1001
 
@@ -100,9 +99,7 @@ function _M.dup(ctx)
 end
 
 --- true when `l` is a name instance.
-function _M.istype(l)
-  return type(l) == "table" and getmetatable(l) == mt
-end
+_M.istype = ossl.istype(mt)
 
 --- Appends the entry `nid_text` (e.g. "CN", "commonName", "2.5.4.3") = `txt`;
 -- returns self (chainable), or nil, err.
