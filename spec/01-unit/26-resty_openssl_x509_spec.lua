@@ -2,6 +2,7 @@
 -- checked against the openssl command line on certificates it makes.
 local x509 = require "resty.openssl.x509"
 local xname = require "resty.openssl.x509.name"
+local altname = require "resty.openssl.x509.altname"
 local pkey = require "resty.openssl.pkey"
 local bn = require "resty.openssl.bn"
 local digest = require "resty.openssl.digest"
@@ -33,7 +34,10 @@ describe("resty.openssl.x509", function()
               .. " && openssl x509 -in leaf.pem -outform DER -out leaf.der"))
     tmp:write("ext.cnf", "basicConstraints=critical,CA:TRUE,pathlen:2\n"
               .. "authorityInfoAccess=OCSP;URI:http://ocsp.test/a,OCSP;URI:http://ocsp.test/b\n"
-              .. "crlDistributionPoints=URI:http://crl.test/1.crl,URI:http://crl.test/2.crl\n")
+              .. "crlDistributionPoints=URI:http://crl.test/1.crl,URI:http://crl.test/2.crl\n"
+              .. "subjectAltName=critical,DNS:a.test,DNS:b.test,IP:192.0.2.1,IP:2001:db8::1,"
+              .. "email:me@a.test,URI:https://a.test/,dirName:dir_sect,RID:1.2.3.4\n"
+              .. "[dir_sect]\nCN=Dir Name\n")
     assert(tmp:sh("openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -days 30"
                   .. " -extfile ext.cnf -out ext.pem 2>/dev/null"))
   end)
@@ -168,6 +172,56 @@ describe("resty.openssl.x509", function()
     assert.matches("invalid NID text", err, 1, true)
   end)
 
+  it("get_subject_alt_name gives an x509.altname of every name type", function()
+    local c = assert(x509.new(tmp:read("ext.pem")))
+    local an = assert(c:get_subject_alt_name())
+    assert.is_true(altname.istype(an))
+    assert.equal(8, an:count())
+    local seen = {}
+    for k, v in an:each() do
+      seen[#seen + 1] = k .. "=" .. tostring(v)
+    end
+    assert.same({ "DNS=a.test", "DNS=b.test", "IP=192.0.2.1", "IP=2001:db8::1",
+                  "email=me@a.test", "URI=https://a.test/", "DirName=CN=Dir Name",
+                  "RID=RID:<unsupported>" }, seen)
+    assert.is_true(xname.istype(an:index(7)[2]))
+    assert.is_true(c:get_subject_alt_name_critical())
+    assert.is_nil(c:get_issuer_alt_name())
+    assert.is_nil(assert(x509.new(read("leaf.pem"))):get_subject_alt_name())
+  end)
+
+  it("sets subject alternative names, basic constraints and critical flags", function()
+    local key = assert(pkey.new({ type = "EC", curve = "prime256v1" }))
+    local c = assert(x509.new())
+    assert.is_true(c:set_pubkey(key))
+    assert.is_true(c:set_subject_name(xname.new():add("CN", "san.test")))
+    assert.is_true(c:set_issuer_name(c:get_subject_name()))
+    assert.is_true(c:set_serial_number(7))
+    assert.is_true(c:set_lifetime(os.time(), os.time() + 60))
+    local an = altname.new():add("DNS", "san.test"):add("IPAddress", "198.51.100.7")
+    assert.is_true(c:set_subject_alt_name(an))
+    assert.is_true(c:set_issuer_alt_name(altname.new():add("URI", "https://issuer.test")))
+    assert.is_true(c:set_basic_constraints({ CA = true, PathLen = 0 }))
+    assert.is_true(c:set_basic_constraints_critical(true))
+    assert.is_true(c:set_subject_alt_name_critical(true))
+    assert.is_true(c:set_issuer_alt_name_critical(false))
+    assert.is_true(c:set_extension_critical("issuerAltName", true))
+    assert.is_true(c:get_issuer_alt_name_critical())
+    assert.is_true(c:sign(key))
+    tmp:write("san.pem", c:to_PEM())
+    local text = tmp:out("openssl x509 -in san.pem -noout -ext subjectAltName,basicConstraints")
+    assert.matches("X509v3 Subject Alternative Name: critical\n%s*"
+                   .. "DNS:san.test, IP Address:198.51.100.7", text)
+    assert.matches("X509v3 Basic Constraints: critical\n%s*CA:TRUE, pathlen:0", text)
+    assert.equal("URI=https://issuer.test", c:get_issuer_alt_name():tostring())
+    local ok, err = c:set_subject_alt_name("DNS:x")
+    assert.is_nil(ok)
+    assert.matches("expect a x509.altname", err, 1, true)
+    ok, err = assert(x509.new(read("leaf.pem"))):set_extension_critical("basicConstraints", true)
+    assert.is_nil(ok)
+    assert.matches("extension not found", err, 1, true)
+  end)
+
   it("check_private_key and verify", function()
     local c = assert(x509.new(read("leaf.pem")))
     assert.is_true(c:check_private_key(assert(pkey.new(read("leaf.key")))))
@@ -211,6 +265,50 @@ describe("resty.openssl.x509", function()
     assert.is_true(x509.istype(d))
     assert.is_false(x509.istype({}))
     assert.equal(c:to_PEM(), d:to_PEM())
+  end)
+end)
+
+describe("resty.openssl.x509.altname", function()
+  it("add chains the name types lua-resty-openssl takes, case-insensitive", function()
+    local an = assert(altname.new())
+    assert.equal(an, an:add("DNS", "2.example.com"))
+    an:add("DnS", "3.example.com"):add("RFC822Name", "a@example.com"):add("URI", "https://u.test")
+      :add("IPAddress", "10.0.0.1"):add("ip", "::1")
+    assert.equal(6, an:count())
+    assert.equal("DNS=2.example.com/DNS=3.example.com/IP=10.0.0.1/IP=::1/URI=https://u.test/"
+                 .. "email=a@example.com", an:tostring())
+    assert.equal(an:tostring(), tostring(an))
+  end)
+
+  it("each, all and index", function()
+    local an = altname.new():add("DNS", "a.test"):add("DNS", "b.test"):add("email", "e@a.test")
+    local keys = {}
+    for k, v in an:each() do
+      keys[#keys + 1] = k .. ":" .. v
+    end
+    assert.same({ "DNS:a.test", "DNS:b.test", "email:e@a.test" }, keys)
+    assert.same({ DNS = "b.test", email = "e@a.test" }, an:all())
+    assert.same({ "DNS", "a.test" }, an:index(1))
+    assert.same({ "email", "e@a.test" }, an[3])
+    assert.is_nil(an:index(4))
+  end)
+
+  it("add refuses unknown types and bad addresses with nil, err", function()
+    local r, err = altname.new():add("X400", "x")
+    assert.is_nil(r)
+    assert.equal("x509.altname:add: unknown type X400", err)
+    r, err = altname.new():add("IP", "not-an-ip")
+    assert.is_nil(r)
+    assert.equal("x509.altname:add: invalid IP address not-an-ip", err)
+  end)
+
+  it("dup copies, istype tells", function()
+    local an = altname.new():add("DNS", "a.test")
+    local d = assert(altname.dup(an.ctx))
+    an:add("DNS", "b.test")
+    assert.equal(1, d:count())
+    assert.is_true(altname.istype(d))
+    assert.is_false(altname.istype(xname.new()))
   end)
 end)
 

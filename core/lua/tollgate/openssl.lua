@@ -89,6 +89,14 @@ int BIO_free(BIO *a);
 
 int OPENSSL_buf2hexstr_ex(char *str, size_t str_n, size_t *strlength,
                           const unsigned char *buf, size_t buflen, const char sep);
+typedef struct stack_st OPENSSL_STACK;
+int OPENSSL_sk_num(const OPENSSL_STACK *st);
+void *OPENSSL_sk_value(const OPENSSL_STACK *st, int i);
+typedef struct {
+  int type;
+  union { void *ptr; ASN1_STRING *ia5; X509_NAME *directoryName; } d;
+} GENERAL_NAME;
+
 int atoi(const char *nptr);
 time_t timegm(struct tm *tm);
 ]]
@@ -357,6 +365,40 @@ function M.streaming(cls, name, feed, finish)
     end
     return out
   end
+end
+
+--- Makes `cls` a stack-like class (x509.name, x509.altname): each(),
+-- count(), tostring() ("k=text(v)" sorted, joined with "/") and the
+-- __pairs/__len/__tostring metamethods of `mt`, over `count(ctx)` and
+-- `value_at(ctx, i0)` -> k, v. Returns the iterator maker.
+function M.stack_like(cls, mt, count, value_at, text)
+  local function iter(self)
+    local i, n = 0, count(self.ctx)
+    return function()
+      i = i + 1
+      if i <= n then
+        return value_at(self.ctx, i - 1)
+      end
+    end
+  end
+  mt.__pairs = iter
+  mt.__len = function(self)
+    return count(self.ctx)
+  end
+  cls.each = iter
+  function cls:count()
+    return count(self.ctx)
+  end
+  function cls:tostring()
+    local values = {}
+    for k, v in iter(self) do
+      values[#values + 1] = k .. "=" .. text(v)
+    end
+    table.sort(values)
+    return table.concat(values, "/")
+  end
+  mt.__tostring = cls.tostring
+  return iter
 end
 
 --- zlib's CRC-32 of `s` (an unsigned number).

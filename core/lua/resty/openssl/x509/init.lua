@@ -2,17 +2,18 @@
 -- empty), dup, istype, digest, pubkey_digest, check_private_key, getters and
 -- setters for subject_name, issuer_name, not_before, not_after, pubkey,
 -- serial_number and version, get/set_lifetime, get_signature_name/nid/
--- digest_name, get_ocsp_url, get_crl_url, get_basic_constraints(_critical),
--- get_extension_critical, sign, verify, tostring and to_PEM. Not provided:
--- extension objects (get/add/set_extension, set_extension_critical) and the
--- getters returning x509.altname / extension modules (subject_alt_name,
--- issuer_alt_name, info_access, crl_distribution_points) or setting them.
+-- digest_name, get_ocsp_url, get_crl_url, get/set basic_constraints,
+-- subject_alt_name and issuer_alt_name (x509.altname) and their critical
+-- flags, get/set_extension_critical, sign, verify, tostring and to_PEM. Not
+-- provided: extension objects (get/add/set_extension) and the info_access
+-- and crl_distribution_points objects.
 local ffi = require "ffi"
 local ossl = require "tollgate.openssl"
 local bn = require "resty.openssl.bn"
 local pkey = require "resty.openssl.pkey"
 local name = require "resty.openssl.x509.name"
 local digest = require "resty.openssl.digest"
+local altname = require "resty.openssl.x509.altname"
 
 ffi.cdef [[
 X509 *X509_new(void);
@@ -49,17 +50,12 @@ int X509_set_version(X509 *x, long version);
 int X509_get_signature_nid(const X509 *x);
 int OBJ_find_sigid_algs(int signid, int *pdig_nid, int *ppkey_nid);
 int X509_sign(X509 *x, EVP_PKEY *pkey, const EVP_MD *md);
-typedef struct stack_st OPENSSL_STACK;
-int OPENSSL_sk_num(const OPENSSL_STACK *st);
-void *OPENSSL_sk_value(const OPENSSL_STACK *st, int i);
 OPENSSL_STACK *X509_get1_ocsp(X509 *x);
 void X509_email_free(OPENSSL_STACK *sk);
 void *X509_get_ext_d2i(const X509 *x, int nid, int *crit, int *idx);
 typedef struct { int ca; ASN1_INTEGER *pathlen; } BASIC_CONSTRAINTS;
 void BASIC_CONSTRAINTS_free(BASIC_CONSTRAINTS *a);
 long ASN1_INTEGER_get(const ASN1_INTEGER *a);
-typedef struct { int type; union { void *ptr; ASN1_STRING *uniformResourceIdentifier; } d; }
-  GENERAL_NAME;
 typedef struct { int type; union { OPENSSL_STACK *fullname; void *relativename; } name;
                  X509_NAME *dpname; } DIST_POINT_NAME;
 typedef struct { DIST_POINT_NAME *distpoint; void *reasons; OPENSSL_STACK *CRLissuer;
@@ -68,6 +64,11 @@ void CRL_DIST_POINTS_free(OPENSSL_STACK *a);
 int X509_get_ext_by_NID(const X509 *x, int nid, int lastpos);
 void *X509_get_ext(const X509 *x, int loc);
 int X509_EXTENSION_get_critical(const void *ex);
+int X509_EXTENSION_set_critical(void *ex, int crit);
+int X509_add1_ext_i2d(X509 *x, int nid, void *value, int crit, unsigned long flags);
+BASIC_CONSTRAINTS *BASIC_CONSTRAINTS_new(void);
+ASN1_INTEGER *ASN1_INTEGER_new(void);
+int ASN1_INTEGER_set(ASN1_INTEGER *a, long v);
 int OBJ_txt2nid(const char *s);
 int X509_verify(X509 *a, EVP_PKEY *r);
 ]]
@@ -422,7 +423,7 @@ function _M:get_crl_url(return_all)
       for j = 0, C.OPENSSL_sk_num(names) - 1 do
         local gn = ffi_cast("GENERAL_NAME *", C.OPENSSL_sk_value(names, j))
         if gn.type == GEN_URI then
-          local str = gn.d.uniformResourceIdentifier
+          local str = gn.d.ia5
           urls[#urls + 1] = ffi_str(C.ASN1_STRING_get0_data(str), C.ASN1_STRING_length(str))
         end
       end
@@ -476,6 +477,91 @@ end
 --- The critical flag of the basic constraints extension.
 function _M:get_basic_constraints_critical()
   return self:get_extension_critical(NID_basic_constraints)
+end
+
+--- Sets the critical flag of the extension `nid_or_txt`; true, or nil, err.
+function _M:set_extension_critical(nid_or_txt, crit)
+  local nid = nid_of(nid_or_txt)
+  if not nid then
+    return nil, "x509:set_extension_critical: invalid NID text " .. tostring(nid_or_txt)
+  end
+  local loc = C.X509_get_ext_by_NID(self.ctx, nid, -1)
+  if loc < 0 then
+    return nil, "x509:set_extension_critical: extension not found"
+  end
+  if C.X509_EXTENSION_set_critical(C.X509_get_ext(self.ctx, loc), crit and 1 or 0) ~= 1 then
+    return nil, ossl.err("x509:set_extension_critical")
+  end
+  return true
+end
+
+--- Sets the critical flag of the basic constraints extension.
+function _M:set_basic_constraints_critical(crit)
+  return self:set_extension_critical(NID_basic_constraints, crit)
+end
+
+-- adds or replaces the extension `nid` from an OpenSSL structure
+local function put_ext(self, nid, value, where)
+  if C.X509_add1_ext_i2d(self.ctx, nid, value, 0, 2) ~= 1 then -- X509V3_ADD_REPLACE
+    return nil, ossl.err(where)
+  end
+  return true
+end
+
+--- Sets basic constraints from { ca = bool, pathlen = int } (keys
+-- case-insensitive); true, or nil, err.
+function _M:set_basic_constraints(t)
+  if type(t) ~= "table" then
+    return nil, "x509:set_basic_constraints: expect a table at #1"
+  end
+  local ca, pathlen
+  for k, v in pairs(t) do
+    k = tostring(k):lower()
+    if k == "ca" then
+      ca = v
+    elseif k == "pathlen" then
+      pathlen = v
+    end
+  end
+  local bc = ffi_gc(C.BASIC_CONSTRAINTS_new(), C.BASIC_CONSTRAINTS_free)
+  bc.ca = ca and 255 or 0
+  if pathlen ~= nil then
+    bc.pathlen = C.ASN1_INTEGER_new() -- freed with bc
+    C.ASN1_INTEGER_set(bc.pathlen, tonumber(pathlen))
+  end
+  return put_ext(self, NID_basic_constraints, bc, "x509:set_basic_constraints")
+end
+
+local function get_altname(self, nid)
+  local p = C.X509_get_ext_d2i(self.ctx, nid, nil, nil)
+  if p == nil then
+    return nil
+  end
+  return altname.wrap(ffi_cast("OPENSSL_STACK *", p))
+end
+
+local function set_altname(self, nid, an, where)
+  if not altname.istype(an) then
+    return nil, where .. ": expect a x509.altname instance at #1"
+  end
+  return put_ext(self, nid, an.ctx, where)
+end
+
+-- get_/set_ subject_alt_name and issuer_alt_name (x509.altname instances;
+-- the getters give nil, nil when absent) and their _critical flags
+for attr, nid in pairs({ subject_alt_name = 85, issuer_alt_name = 86 }) do
+  _M["get_" .. attr] = function(self)
+    return get_altname(self, nid)
+  end
+  _M["set_" .. attr] = function(self, an)
+    return set_altname(self, nid, an, "x509:set_" .. attr)
+  end
+  _M["get_" .. attr .. "_critical"] = function(self)
+    return self:get_extension_critical(nid)
+  end
+  _M["set_" .. attr .. "_critical"] = function(self, crit)
+    return self:set_extension_critical(nid, crit)
+  end
 end
 
 --- Signs with the private key `key` and a digest instance's algorithm

@@ -52,26 +52,16 @@ local function value_at(ctx, i)
   return t
 end
 
-local function iter(self)
-  local i, n = 0, C.X509_NAME_entry_count(self.ctx)
-  return function()
-    i = i + 1
-    if i <= n then
-      local obj = value_at(self.ctx, i - 1)
-      return obj.sn or obj.ln or obj.id, obj
-    end
-  end
-end
+local mt = { __index = _M }
 
-local mt = {
-  __index = _M,
-  __pairs = function(self)
-    return iter(self)
-  end,
-  __len = function(self)
-    return C.X509_NAME_entry_count(self.ctx)
-  end,
-}
+-- each(), count(), tostring() ("K=v" sorted, joined with "/", as
+-- lua-resty-openssl), pairs and #: (short name, obj) in order
+ossl.stack_like(_M, mt, C.X509_NAME_entry_count, function(ctx, i)
+  local obj = value_at(ctx, i)
+  return obj.sn or obj.ln or obj.id, obj
+end, function(obj)
+  return obj.blob or ""
+end)
 
 local function wrap(ptr)
   return setmetatable({ ctx = ffi_gc(ptr, C.X509_NAME_free) }, mt)
@@ -128,26 +118,5 @@ function _M:find(nid_text, last_pos)
   end
   return value_at(self.ctx, pos), pos + 1
 end
-
---- An iterator of (short name, obj) over the entries, in order.
-function _M:each()
-  return iter(self)
-end
-
---- The number of entries.
-function _M:count()
-  return C.X509_NAME_entry_count(self.ctx)
-end
-
---- "K=v" for every entry, sorted, joined with "/" (lua-resty-openssl's form).
-function _M:tostring()
-  local values = {}
-  for k, obj in iter(self) do
-    values[#values + 1] = k .. "=" .. (obj.blob or "")
-  end
-  table.sort(values)
-  return table.concat(values, "/")
-end
-mt.__tostring = _M.tostring
 
 return _M
