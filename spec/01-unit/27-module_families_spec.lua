@@ -6,8 +6,8 @@ local modules = require "tollgate.modules"
 local SHIPPED = {
   "resty.string", "resty.md5", "resty.sha1", "resty.sha224", "resty.sha256", "resty.sha384",
   "resty.sha512", "resty.random", "resty.openssl.digest", "resty.openssl.hmac",
-  "resty.openssl.mac", "resty.openssl.cipher", "resty.openssl.rand", "resty.openssl.bn",
-  "resty.openssl.pkey", "resty.openssl.x509", "resty.openssl.x509.name",
+  "resty.openssl.mac", "resty.openssl.cipher", "resty.openssl.kdf", "resty.openssl.rand",
+  "resty.openssl.bn", "resty.openssl.pkey", "resty.openssl.x509", "resty.openssl.x509.name",
   "resty.openssl.x509.altname", "resty.openssl.version", "ngx.base64",
 }
 
@@ -21,7 +21,7 @@ describe("module families tollgate implements", function()
   end)
 
   it("a member tollgate does not ship fails require with a message naming it", function()
-    for _, name in ipairs({ "resty.aes", "resty.openssl", "resty.openssl.kdf",
+    for _, name in ipairs({ "resty.aes", "resty.openssl", "resty.openssl.x509.csr",
                             "resty.openssl.x509.extension", "resty.core", "resty.core.base",
                             "ngx.ssl", "ngx.balancer" }) do
       local ok, err = pcall(require, name)
@@ -35,17 +35,17 @@ describe("module families tollgate implements", function()
   it("is not shadowed by a file of the same name elsewhere on package.path", function()
     local dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir .. "/resty/openssl"))
-    local f = assert(io.open(dir .. "/resty/openssl/kdf.lua", "w"))
+    assert(os.execute("mkdir -p " .. dir .. "/resty/openssl/x509"))
+    local f = assert(io.open(dir .. "/resty/openssl/x509/csr.lua", "w"))
     f:write("return { stand_in = true }\n")
     f:close()
     local saved = package.path
     package.path = dir .. "/?.lua;" .. package.path
-    local ok, err = pcall(require, "resty.openssl.kdf")
+    local ok, err = pcall(require, "resty.openssl.x509.csr")
     package.path = saved
     os.execute("rm -rf " .. dir)
     assert.is_false(ok)
-    assert.matches("module 'resty.openssl.kdf' is not shipped by tollgate", err, 1, true)
+    assert.matches("module 'resty.openssl.x509.csr' is not shipped by tollgate", err, 1, true)
   end)
 
   it("other modules keep Lua's usual search and message", function()
@@ -53,6 +53,6 @@ describe("module families tollgate implements", function()
     assert.is_false(ok)
     assert.matches("module 'resty.some_third_party_lib' not found", err, 1, true)
     assert.is_false(modules.owned("resty.lrucache"))
-    assert.is_true(modules.owned("resty.openssl.kdf"))
+    assert.is_true(modules.owned("resty.openssl.objects"))
   end)
 end)

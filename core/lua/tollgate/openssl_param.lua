@@ -135,47 +135,63 @@ function M.install(cls, name, fns)
 
   function cls:set_params(values)
     local where = name .. ":set_params"
-    if type(values) ~= "table" then
-      return nil, where .. ": expect a table at #1"
-    end
     local obj, _, settable, _, set = fns(self)
-    local schema = settable(obj)
-    local list, keep = {}, {}
-    for k, v in pairs(values) do
-      local e = find(schema, tostring(k))
-      if not e then
-        return nil, where .. ": unknown parameter \"" .. tostring(k) .. "\""
-      end
-      local data, size
-      local t = e.data_type
-      if t == INTEGER or t == UNSIGNED then
-        data = ffi_new(t == INTEGER and "int64_t[1]" or "uint64_t[1]", tonumber(v))
-        size = 8
-      elseif t == REAL then
-        data, size = ffi_new("double[1]", tonumber(v)), 8
-      elseif t == UTF8 or t == OCTET then
-        v = tostring(v)
-        data, size = ffi_new("char[?]", #v + 1, v), #v
-      else
-        return nil, where .. ": unsupported parameter type for \"" .. e.key .. "\""
-      end
-      keep[#keep + 1] = data
-      list[#list + 1] = { key = e.key, t = t, data = data, size = size }
+    local params, keep_or_err = M.build(settable(obj), values, where)
+    if not params then
+      return nil, keep_or_err
     end
-    local params = ffi_new("OSSL_PARAM[?]", #list + 1)
-    for i, p in ipairs(list) do
-      params[i - 1].key = p.key
-      params[i - 1].data_type = p.t
-      params[i - 1].data = p.data
-      params[i - 1].data_size = p.size
-      params[i - 1].return_size = UNMODIFIED
-    end
-    if set(obj, params) ~= 1 then
+    local rc = set(obj, params)
+    local _ = keep_or_err -- alive until OpenSSL has read the values
+    if rc ~= 1 then
       return nil, ossl.err(where)
     end
-    local _ = keep
     return true
   end
+end
+
+--- An OSSL_PARAM array from a table of values typed by the settable
+-- `schema` (a number given for a string parameter is passed as an integer,
+-- as OpenSSL's HKDF "mode" takes either). Returns the array and the cdata
+-- to keep alive while it is used, or nil, err.
+function M.build(schema, values, where)
+  if type(values) ~= "table" then
+    return nil, where .. ": expect a table at #1"
+  end
+  local list, keep = {}, {}
+  for k, v in pairs(values) do
+    local e = find(schema, tostring(k))
+    if not e then
+      return nil, where .. ": unknown parameter \"" .. tostring(k) .. "\""
+    end
+    local data, size
+    local t = e.data_type
+    if t == UTF8 and type(v) == "number" then
+      t = INTEGER
+    end
+    if t == INTEGER or t == UNSIGNED then
+      data = ffi_new(t == INTEGER and "int64_t[1]" or "uint64_t[1]", tonumber(v))
+      size = 8
+    elseif t == REAL then
+      data, size = ffi_new("double[1]", tonumber(v)), 8
+    elseif t == UTF8 or t == OCTET then
+      v = tostring(v)
+      data, size = ffi_new("char[?]", #v + 1, v), #v
+    else
+      return nil, where .. ": unsupported parameter type for \"" .. e.key .. "\""
+    end
+    keep[#keep + 1] = data
+    keep[#keep + 1] = e.key
+    list[#list + 1] = { key = e.key, t = t, data = data, size = size }
+  end
+  local params = ffi_new("OSSL_PARAM[?]", #list + 1)
+  for i, p in ipairs(list) do
+    params[i - 1].key = p.key
+    params[i - 1].data_type = p.t
+    params[i - 1].data = p.data
+    params[i - 1].data_size = p.size
+    params[i - 1].return_size = UNMODIFIED
+  end
+  return params, keep
 end
 
 --- An OSSL_PARAM array of UTF-8 strings from { key, value, key, value... }
