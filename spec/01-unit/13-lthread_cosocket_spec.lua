@@ -157,6 +157,17 @@ describe("event loop in specs", function()
   end)
 
   describe("resty.http", function()
+    it("resty.http_headers: names in any case", function()
+      local h = require("resty.http_headers").new()
+      h["Content-Type"] = "text/plain"
+      assert.equal("text/plain", h["content-type"])
+      h["CONTENT-TYPE"] = "application/json"
+      assert.equal("application/json", h["Content-Type"])
+      local n = 0
+      for _ in pairs(h) do n = n + 1 end
+      assert.equal(1, n)
+    end)
+
     it("parse_uri", function()
       local h = http.new()
       assert.same({ "http", "example.com", 80, "/a/b?x=1" }, h:parse_uri("http://example.com/a/b?x=1"))

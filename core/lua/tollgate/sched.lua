@@ -402,7 +402,6 @@ function sched.install(ngx)
   ngx.worker = ngx.worker or {}
   ngx.worker.exiting = C.exiting
   ngx.socket = require("tollgate.ngx_socket")
-  package.loaded["ngx.semaphore"] = semaphore
   return ngx
 end
 
