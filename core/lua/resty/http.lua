@@ -322,6 +322,11 @@ end
 
 -- Body readers: reader(max) returns the next piece, or nil at the end (or
 -- nil, err).
+-- At most `max` (when given) of the `left` bytes still due.
+local function read_part(sock, left, max)
+  return sock:receive((max and max > 0 and max < left) and max or left)
+end
+
 local function chunked_reader(self, sock)
   local left, done = 0, false -- bytes left in the current chunk
   return function(max)
@@ -351,12 +356,11 @@ local function chunked_reader(self, sock)
       end
       left = size
     end
-    local n = (max and max > 0 and max < left) and max or left
-    local data, err = sock:receive(n)
+    local data, err = read_part(sock, left, max)
     if not data then
       return nil, err
     end
-    left = left - n
+    left = left - #data
     if left == 0 then
       local _, cerr = sock:receive(2) -- the chunk's CRLF
       if cerr then
@@ -374,12 +378,11 @@ local function length_reader(self, sock, length)
       self.body_pending = false
       return nil
     end
-    local n = (max and max > 0 and max < left) and max or left
-    local data, err = sock:receive(n)
+    local data, err = read_part(sock, left, max)
     if not data then
       return nil, err
     end
-    left = left - n
+    left = left - #data
     if left <= 0 then
       self.body_pending = false
     end
