@@ -23,6 +23,7 @@ ffi.cdef [[
   typedef struct tg_conn_s tg_req_t;
   void tg_pdk_log(int level, const char *msg, size_t len);
   int tg_plugins_set_phase(tg_req_t *r, int phase);
+  int tg_pdk_upreq_enable_buffering(tg_req_t *r);
 ]]
 local C = ffi.C
 
@@ -232,6 +233,9 @@ function runloop.phase_mask(pos)
         mask = bit_or(mask, b)
       end
     end
+    if inst.handler.response then
+      mask = bit_or(mask, PHASE_BITS.access) -- access decides buffered proxying
+    end
   end
   return mask
 end
@@ -346,6 +350,14 @@ function runloop.execute(phase, pos, first)
   end
   if phase == "access" then
     shared.__tg_plugins = current
+    -- a plugin with a response phase: buffered proxying (Kong's
+    -- ctx.buffered_proxying)
+    for k = 1, #current do
+      if current[k].handler.response then
+        C.tg_pdk_upreq_enable_buffering(req)
+        break
+      end
+    end
   elseif phase == "log" then
     ctx.clear(req)
   end
