@@ -217,24 +217,31 @@ function runloop.configure(json)
   return true
 end
 
-local ALL_PHASES = 4 + 8 + 16 + 64 + 128 + 256
+-- Adds the TG_PHASE_* bits of the phases a handler implements to mask.
+local function handler_bits(mask, handler)
+  for name, b in pairs(PHASE_BITS) do
+    if handler[name] then
+      mask = bit_or(mask, b)
+    end
+  end
+  if handler.response then
+    mask = bit_or(mask, PHASE_BITS.access) -- access decides buffered proxying
+  end
+  return mask
+end
 
 --- The TG_PHASE_* bits some plugin implements for a route position (0:
 -- before routing: the global plugins), so the core enters Lua only for those.
 function runloop.phase_mask(pos)
-  if next(consumer_scoped) ~= nil then
-    return ALL_PHASES
-  end
   local list = pos == 0 and globals or by_position[pos] or {}
   local mask = 0
   for _, inst in ipairs(list) do
-    for name, b in pairs(PHASE_BITS) do
-      if inst.handler[name] then
-        mask = bit_or(mask, b)
-      end
-    end
-    if inst.handler.response then
-      mask = bit_or(mask, PHASE_BITS.access) -- access decides buffered proxying
+    mask = handler_bits(mask, inst.handler)
+  end
+  if mask ~= 0 and pos ~= 0 then
+    -- consumer-scoped instances join once a plugin of the route authenticates
+    for _, insts in pairs(consumer_scoped) do
+      mask = handler_bits(mask, insts[1].handler)
     end
   end
   return mask
