@@ -114,7 +114,8 @@ int tg__filter_chunk(tg_conn_t *c, const char *p, size_t n, bool eof)
     const char *o;
     size_t on;
     chunk_result(c, &o, &on);
-    bool end = c->chunk_eof;
+    /* a plugin may end the body early, never make it outlast the upstream's */
+    bool end = c->chunk_eof || eof;
     if (c->out_mode == TG_OUT_OPEN)
         end_open_head(c, end, on);
     if (c->out_mode == TG_OUT_CHUNKED) {
