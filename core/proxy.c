@@ -1389,8 +1389,11 @@ static bool response_started(tg_conn_t *c)
         c->res_mode = BODY_NONE;
     if (!res->keepalive || c->res_mode == BODY_CLOSE)
         c->up->no_reuse = true;
-    if (c->buffering && res->status == 101 && c->req.upgrade)
+    if (c->buffering && c->req.upgrade) {
+        /* as Kong: no buffered proxying for a connection upgrade */
+        tg_log(TG_LOG_NOTICE, "response buffering was turned off: connection upgrade");
         c->buffering = false;
+    }
     /* plugins that see the body re-frame it (proxy_filter.c) */
     c->bf = tg_plugins_wants(c, TG_PHASE_BODY_FILTER);
     if (!c->buffering && !(c->bf && !nobody)) {
@@ -1569,66 +1572,6 @@ static bool response_head(tg_conn_t *c)
     return true;
 }
 
-/* Moves response body bytes from the upstream buffer to the client buffer,
- * or, when plugins see the body, decoded into c->bf_in (all of it when
- * buffering) for proxy_filter.c. Returns 1 when the response is complete, 0
- * when more is needed, -1 on a framing error, -2 when a plugin failed or
- * memory ran out (logged). */
-static int response_pump(tg_conn_t *c)
-{
-    tg_upconn_t *u = c->up;
-    bool decoded = c->buffering || c->out_mode != TG_OUT_RAW;
-    tg_buf_t *d = decoded ? &c->bf_in : &c->out;
-    if (decoded && !c->buffering)
-        tg_buf_reset(d);
-    bool done = false;
-    int rc = 0;
-    while (!done && rc == 0 && tg_buf_used(&u->in) > 0) {
-        const char *p = tg_buf_start(&u->in);
-        size_t take = tg_buf_used(&u->in);
-        if (c->res_mode == BODY_LENGTH) {
-            if ((uint64_t)c->res_left < take)
-                take = (size_t)c->res_left;
-            c->res_left -= (int64_t)take;
-            done = c->res_left == 0;
-            rc = tg_buf_append(d, p, take);
-        } else if (c->res_mode == BODY_CHUNKED) {
-            const char *data;
-            size_t dlen;
-            int n = tg_http_chunked_next(&c->res_chunk, p, take, &data, &dlen);
-            if (n < 0)
-                return -1;
-            if (n == 0)
-                break;
-            take = (size_t)n;
-            done = c->res_chunk.done;
-            if (!decoded && !c->dechunk)
-                rc = tg_buf_append(d, p, take);
-            else if (dlen)
-                rc = tg_buf_append(d, data, dlen);
-        } else if (c->res_mode == BODY_CLOSE) {
-            rc = tg_buf_append(d, p, take);
-        } else {
-            break;
-        }
-        tg_buf_consume(&u->in, take);
-    }
-    if (rc != 0) {
-        tg_log(TG_LOG_ERR, "out of memory for the response body from %s", c->target->name);
-        return -2;
-    }
-    if (c->res_mode == BODY_NONE || (c->res_mode == BODY_CLOSE && c->up_eof))
-        done = true;
-    if (!decoded)
-        return done ? 1 : 0;
-    int r = tg__filter_chunk(c, tg_buf_start(d), tg_buf_used(d), done);
-    if (r < 0)
-        return -2;
-    if (r == 1 && !done)
-        u->no_reuse = true; /* the filters ended the body early */
-    return r;
-}
-
 /* ------------------------------------------------------------- client io -- */
 
 /* Reads what the client sent; returns -1 on EOF/error (connection to close). */
@@ -1800,7 +1743,7 @@ static void drive(tg_conn_t *c)
         case S_RESP_HEAD:
             return;
         case S_RESP_BODY: {
-            int r = response_pump(c);
+            int r = tg__response_pump(c);
             if (c->buffering && r != 0) {
                 /* buffered proxying: the response phase, then the answer */
                 up_release(c, r == 1 && !c->up->no_reuse);
@@ -2006,7 +1949,7 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
                     return;
                 }
                 if (c->res_mode == BODY_CLOSE) {
-                    response_pump(c);
+                    tg__response_pump(c);
                     up_release(c, false);
                     c->close_after = true;
                     c->state = S_LOCAL; /* flush, then done */
@@ -2015,7 +1958,7 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
                 }
                 tg_log(TG_LOG_ERR, "upstream %s closed the connection in the middle of the body",
                        c->target->name);
-                response_pump(c);
+                tg__response_pump(c);
                 up_release(c, false);
                 c->close_after = true;
                 c->keepalive = false;

@@ -92,7 +92,11 @@ static void end_open_head(tg_conn_t *c, bool whole, size_t len)
     tg__proxy_head_end(c);
 }
 
-int tg__filter_chunk(tg_conn_t *c, const char *p, size_t n, bool eof)
+/* One turn of the body: `n` decoded bytes, `eof` when the upstream's body
+ * ended. Buffering: keeps them. Else runs body_filter and writes the result
+ * framed by c->out_mode. Returns 1 when the client's body is complete, 0 for
+ * more, -1 when a plugin failed or the buffered body is too large. */
+static int filter_chunk(tg_conn_t *c, const char *p, size_t n, bool eof)
 {
     if (c->buffering) {
         /* the bytes are in c->bf_in already */
@@ -132,4 +136,66 @@ int tg__filter_chunk(tg_conn_t *c, const char *p, size_t n, bool eof)
         tg_buf_append(&c->out, o, on);
     }
     return end ? 1 : 0;
+}
+
+/* ---- the body pump ---- */
+
+/* Moves response body bytes from the upstream buffer to the client buffer,
+ * or, when plugins see the body, decoded into c->bf_in (all of it when
+ * buffering) for body_filter. Returns 1 when the response is complete, 0
+ * when more is needed, -1 on a framing error, -2 when a plugin failed or
+ * memory ran out (logged). */
+int tg__response_pump(tg_conn_t *c)
+{
+    tg_upconn_t *u = c->up;
+    bool decoded = c->buffering || c->out_mode != TG_OUT_RAW;
+    tg_buf_t *d = decoded ? &c->bf_in : &c->out;
+    if (decoded && !c->buffering)
+        tg_buf_reset(d);
+    bool done = false;
+    int rc = 0;
+    while (!done && rc == 0 && tg_buf_used(&u->in) > 0) {
+        const char *p = tg_buf_start(&u->in);
+        size_t take = tg_buf_used(&u->in);
+        if (c->res_mode == BODY_LENGTH) {
+            if ((uint64_t)c->res_left < take)
+                take = (size_t)c->res_left;
+            c->res_left -= (int64_t)take;
+            done = c->res_left == 0;
+            rc = tg_buf_append(d, p, take);
+        } else if (c->res_mode == BODY_CHUNKED) {
+            const char *data;
+            size_t dlen;
+            int n = tg_http_chunked_next(&c->res_chunk, p, take, &data, &dlen);
+            if (n < 0)
+                return -1;
+            if (n == 0)
+                break;
+            take = (size_t)n;
+            done = c->res_chunk.done;
+            if (!decoded && !c->dechunk)
+                rc = tg_buf_append(d, p, take);
+            else if (dlen)
+                rc = tg_buf_append(d, data, dlen);
+        } else if (c->res_mode == BODY_CLOSE) {
+            rc = tg_buf_append(d, p, take);
+        } else {
+            break;
+        }
+        tg_buf_consume(&u->in, take);
+    }
+    if (rc != 0) {
+        tg_log(TG_LOG_ERR, "out of memory for the response body from %s", c->target->name);
+        return -2;
+    }
+    if (c->res_mode == BODY_NONE || (c->res_mode == BODY_CLOSE && c->up_eof))
+        done = true;
+    if (!decoded)
+        return done ? 1 : 0;
+    int r = filter_chunk(c, tg_buf_start(d), tg_buf_used(d), done);
+    if (r < 0)
+        return -2;
+    if (r == 1 && !done)
+        u->no_reuse = true; /* the filters ended the body early */
+    return r;
 }

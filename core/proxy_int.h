@@ -186,6 +186,10 @@ enum {
 void tg__proxy_head_end(tg_conn_t *c);
 
 /* proxy_filter.c */
+/* Moves the upstream's body bytes to the client (proxy.c's S_RESP_BODY):
+ * 1 when the response is complete, 0 when more is needed, -1 on a framing
+ * error, -2 when a plugin failed or memory ran out (logged). */
+int tg__response_pump(tg_conn_t *c);
 /* Copies the upstream's head (`len` bytes at `from`) out of the read buffer
  * and keeps a copy of its headers for kong.service.response. */
 int tg__filter_keep_head(tg_conn_t *c, const char *from, size_t len);
@@ -193,11 +197,6 @@ int tg__filter_keep_head(tg_conn_t *c, const char *from, size_t len);
  * the body to send. `send` false (HEAD, 204, 304): runs once with "" and eof.
  * Returns 0, or -1 when a plugin failed. */
 int tg__filter_known(tg_conn_t *c, const char **p, size_t *n, bool send);
-/* One turn of the body: `n` decoded bytes, `eof` when the upstream's body
- * ended. Buffering: keeps them. Else runs body_filter and writes the result
- * framed by c->out_mode. Returns 1 when the client's body is complete, 0 for
- * more, -1 when a plugin failed or the buffered body is too large. */
-int tg__filter_chunk(tg_conn_t *c, const char *p, size_t n, bool eof);
 
 
 #endif
