@@ -1332,7 +1332,10 @@ static void up_io(tg_conn_t *c, short what)
     if (r == 0)
         u->no_reuse = true;
     c->t_proxy_done = now_ms();
-    if (c->plugins && tg__filter_keep_head(c, tg_buf_start(&u->in), (size_t)rc) != 0) {
+    /* kept only for plugins that run once the response is there */
+    if (tg_plugins_wants(c, TG_PHASE_RESPONSE | TG_PHASE_HEADER_FILTER | TG_PHASE_BODY_FILTER |
+                                TG_PHASE_LOG) &&
+        tg__filter_keep_head(c, tg_buf_start(&u->in), (size_t)rc) != 0) {
         up_release(c, false);
         respond_error(c, 500, NULL, false, true);
         return;
