@@ -309,6 +309,11 @@ void tg_plugins_request_done(tg_conn_t *c)
     c->bf_chunk = NULL;
     c->chunk_len = 0;
     c->chunk_eof = c->chunk_set = false;
+    /* a buffered body does not stay with a keepalive connection */
+    if (c->bf_in.cap > 1024 * 1024)
+        tg_buf_free(&c->bf_in);
+    if (c->bf_out.cap > 1024 * 1024)
+        tg_buf_free(&c->bf_out);
     tg_buf_reset(&c->bf_in);
     tg_buf_reset(&c->bf_out);
 }

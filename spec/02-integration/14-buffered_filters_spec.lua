@@ -34,6 +34,7 @@ describe("buffered proxying and filters", function()
     route("/hfexit", { ["bf-buffering"] = { mode = "exit", buffering = false },
                        ["bf-rewrite"] = { mode = "observe" } })
     route("/hfexit-buf", { ["bf-buffering"] = { mode = "exit" } })
+    route("/nolength", { ["bf-buffering"] = { mode = "clear-length", buffering = false } })
     route("/restr", { ["bf-buffering"] = { mode = "restrictions", buffering = false } })
     route("/aexit", { ["tg-exit"] = { status = 403, message = "no way" },
                       ["bf-rewrite"] = { mode = "accumulate", from = "no way", to = "NO WAY!" } })
@@ -104,6 +105,20 @@ describe("buffered proxying and filters", function()
     assert.equal(tostring(#body), res.headers["content-length"])
     assert.logfile().has.line("bf-rewrite log: mode=accumulate calls=1 bytes=20 eof=yes " ..
                               "after_eof=no status=403", true, 10)
+  end)
+
+  it("re-frames a body whose Content-Length header_filter cleared", function()
+    local res, body = get("/nolength/bytes/3000000")
+    assert.equal(200, res.status)
+    assert.is_nil(res.headers["content-length"])
+    assert.equal("chunked", res.headers["transfer-encoding"])
+    assert.is_true(body == bytes(3000000), "body differs")
+    local data = helpers.raw_request("GET /nolength/bytes/1000000 HTTP/1.0\r\n" ..
+                                     "Host: localhost\r\n\r\n", 30)
+    local status, headers, rest = helpers.parse_raw_response(data)
+    assert.equal(200, status)
+    assert.equal("close", headers["connection"])
+    assert.is_true(rest == bytes(1000000), "body differs")
   end)
 
   it("applies Kong's phase restrictions to kong.service.response and the body functions",
