@@ -1937,15 +1937,14 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
                 continue;
             }
             if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                if (c->res_mode == BODY_CLOSE &&
-                    (c->buffering || c->out_mode != TG_OUT_RAW)) {
+                if (c->res_mode == BODY_CLOSE && (c->buffering || c->out_mode != TG_OUT_RAW)) {
                     c->up_eof = true; /* the decoded body is complete */
                     drive(c);
                     return;
                 }
                 if (c->buffering) {
-                    tg_log(TG_LOG_ERR, "upstream %s closed the connection in the middle of "
-                                       "the body", c->target->name);
+                    tg_log(TG_LOG_ERR, "upstream %s closed the connection mid-body",
+                           c->target->name);
                     up_release(c, false);
                     respond_error(c, 502, NULL, false, true);
                     drive(c);

@@ -159,18 +159,18 @@ struct tg_conn_s {
     const char *source; /* "service", "exit" or "error" */
 
     /* the response side of the plugin host (proxy_filter.c) */
-    tg_buf_t res_head;          /* the upstream's head, kept while plugins may read it */
-    tg_http_header_t *svc_h;    /* the upstream's headers as received (arena) */
+    tg_buf_t res_head;       /* the upstream's head, kept while plugins may read it */
+    tg_http_header_t *svc_h; /* the upstream's headers as received (arena) */
     size_t svc_n;
-    bool buffering;             /* buffered proxying: the whole body before header_filter */
-    bool bf;                    /* body_filter plugins see the body */
-    bool up_eof;                /* the upstream closed: a close-delimited body is complete */
-    int out_mode;               /* TG_OUT_*: how the client's body is framed */
-    tg_buf_t bf_in;             /* decoded body bytes (one pump turn, or all when buffering) */
-    tg_buf_t bf_out;            /* a chunk as a body_filter replaced it */
-    const char *bf_chunk;       /* body_filter's current chunk (ngx.arg[1]) */
+    bool buffering;       /* buffered proxying: the whole body before header_filter */
+    bool bf;              /* body_filter plugins see the body */
+    bool up_eof;          /* the upstream closed: a close-delimited body is complete */
+    int out_mode;         /* TG_OUT_*: how the client's body is framed */
+    tg_buf_t bf_in;       /* decoded body bytes (one pump turn, or all when buffering) */
+    tg_buf_t bf_out;      /* a chunk as a body_filter replaced it */
+    const char *bf_chunk; /* body_filter's current chunk (ngx.arg[1]) */
     size_t chunk_len;
-    bool chunk_eof, chunk_set;  /* ngx.arg[2]; whether ngx.arg[1] was replaced */
+    bool chunk_eof, chunk_set; /* ngx.arg[2]; whether ngx.arg[1] was replaced */
 };
 
 /* How the client's body is framed when plugins may change it. */
@@ -197,6 +197,5 @@ int tg__filter_keep_head(tg_conn_t *c, const char *from, size_t len);
  * the body to send. `send` false (HEAD, 204, 304): runs once with "" and eof.
  * Returns 0, or -1 when a plugin failed. */
 int tg__filter_known(tg_conn_t *c, const char **p, size_t *n, bool send);
-
 
 #endif
