@@ -21,8 +21,11 @@ end
 
 describe("non-blocking plugin phases", function()
   lazy_setup(function()
-    local bp = helpers.get_db_utils("off", nil, { "y-sleep" })
+    local bp = helpers.get_db_utils("off", nil, { "y-sleep", "y-response" })
     local s = bp.services:insert { name = "s1" }
+    local resp = bp.routes:insert { service = s, paths = { "/response" } }
+    bp.plugins:insert { name = "y-response", route = resp,
+                        config = { port = helpers.mock_upstream_port } }
     local sleep = bp.routes:insert { service = s, paths = { "/sleep" } }
     local long = bp.routes:insert { service = s, paths = { "/long" } }
     local exit = bp.routes:insert { service = s, paths = { "/sleep-exit" } }
@@ -33,7 +36,7 @@ describe("non-blocking plugin phases", function()
     bp.plugins:insert { name = "y-sleep", route = exit, config = { seconds = 0.05, exit_after = true } }
     assert(helpers.start_kong {
       database = "off",
-      plugins = "bundled,y-sleep",
+      plugins = "bundled,y-sleep,y-response",
       lua_package_path = PLUGINS_PATH,
       worker_threads = 1,
     })
@@ -55,6 +58,16 @@ describe("non-blocking plugin phases", function()
     local res, body = get("/sleep-exit")
     assert.equal(201, res.status)
     assert.same({ slept = 0.05 }, cjson.decode(body))
+  end)
+
+  it("the response phase parks (sleep, resty.http, a light thread) and then answers", function()
+    local res, body = get("/response/anything")
+    assert.equal(200, res.status)
+    local j = cjson.decode(body)
+    assert.equal(200, j.upstream_status)
+    assert.is_true(j.upstream_len > 0)
+    assert.equal(200, j.side_status)
+    assert.equal("thread", j.thread)
   end)
 
   it("refuses ngx.sleep and cosockets in header_filter as OpenResty does", function()
