@@ -1,5 +1,6 @@
 /* control.c: the control thread's lua_State, config loading and publishing. */
 #include "control.h"
+#include "dns.h"
 #include "log.h"
 #include "lua_vm.h"
 #include "snapshot.h"
@@ -45,6 +46,7 @@ static int l_apply(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
+    tg_dns_wait(5000); /* its names answer from the first request */
     tg_snapshot_publish(s);
     tg_workers_notify();
     lua_pushboolean(L, 1);
@@ -142,8 +144,10 @@ static int load_declarative(char *err, size_t errlen)
 
 int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, size_t errlen)
 {
-    TG_UNUSED(base);
     cconf = conf;
+    int rc = tg_dns_init(base, conf, err, errlen);
+    if (rc != 0)
+        return rc;
     CL = tg_lua_new_state(conf->lua_package_path);
     if (!CL) {
         snprintf(err, errlen, "could not create the control lua_State");
@@ -189,6 +193,7 @@ int tg_control_reload(void)
 
 void tg_control_shutdown(void)
 {
+    tg_dns_shutdown();
     if (CL)
         lua_close(CL);
     CL = NULL;

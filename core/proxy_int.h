@@ -108,6 +108,7 @@ struct tg_conn_s {
     /* upstream */
     tg_upconn_t *up;
     tg_target_t *target;
+    tg_target_t dns_target; /* target's storage for a hostname's pick (dns.h) */
     int tries;
     bool fresh_only; /* after a stale pooled connection */
     tg_buf_t upout;
