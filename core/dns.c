@@ -438,6 +438,19 @@ static void job_finish(job_t *j)
 
 static void on_target(void *arg, int status, int timeouts, unsigned char *buf, int len);
 
+/* A failure that is not "no such name": Kong's wording (rcode and its name). */
+static void server_error(job_t *j, int status)
+{
+    const char *what = status == ARES_EFORMERR    ? "1 format error"
+                       : status == ARES_ESERVFAIL ? "2 server failure"
+                       : status == ARES_ENOTIMP   ? "4 not implemented"
+                       : status == ARES_EREFUSED  ? "5 refused"
+                       : status == ARES_ETIMEOUT  ? "timeout"
+                                                  : ares_strerror(status);
+    j->fail = 500;
+    snprintf(j->err, sizeof(j->err), "dns server error: %s", what);
+}
+
 static void query(const char *name, int type, ares_callback cb, void *arg)
 {
     ares_search(D.ch, name, C_IN, type, cb, arg);
@@ -508,10 +521,8 @@ static void on_target(void *arg, int status, int timeouts, unsigned char *buf, i
         query(j->srv[s->srv].target, T_AAAA, on_target, s);
         return;
     }
-    if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND) {
-        j->fail = 500;
-        snprintf(j->err, sizeof(j->err), "dns server error: %s", ares_strerror(status));
-    }
+    if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
+        server_error(j, status);
     free(s);
     target_done(j);
 }
@@ -586,8 +597,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *buf, i
             snprintf(j->err, sizeof(j->err), "dns client error: 101 empty record received");
         }
     } else {
-        j->fail = 500;
-        snprintf(j->err, sizeof(j->err), "dns server error: %s", ares_strerror(status));
+        server_error(j, status);
     }
     next_type(j);
 }
@@ -763,13 +773,16 @@ int tg_dns_init(struct event_base *base, const tg_conf_t *conf, char *err, size_
         snprintf(err, errlen, "dns: %s", ares_strerror(rc));
         return TG_EINVAL;
     }
+    /* NOCHECKRESP: a SERVFAIL or REFUSED answer is reported as such rather
+     * than retried until it reads "could not contact DNS servers" */
     struct ares_options o = {.sock_state_cb = sock_state,
+                             .flags = ARES_FLAG_NOCHECKRESP,
                              .timeout = 2000,
                              .tries = 2,
                              .lookups = (char *)"b"};
     rc = ares_init_options(&D.ch, &o,
-                           ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-                               ARES_OPT_LOOKUPS);
+                           ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS |
+                               ARES_OPT_TRIES | ARES_OPT_LOOKUPS);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "dns: could not create the resolver: %s", ares_strerror(rc));
         ares_library_cleanup();

@@ -24,6 +24,7 @@ local BASE_RECORDS = {
   "A move.test 1 127.0.0.1",
   "A stale.test 1 127.0.0.1",
   "CNAME alias.test 3600 a.test",
+  "SERVFAIL fail.test",
 }
 
 -- the records the responder serves (replaced atomically): BASE_RECORDS with
@@ -103,6 +104,7 @@ describe("DNS resolution of service hosts", function()
     svc("nx", "nx.test")
     svc("hosts", "fromhosts.test")
     svc("alias", "alias.test")
+    svc("fail", "fail.test")
     assert(helpers.start_kong {
       worker_threads = 1,
       dns_resolver = "127.0.0.1:" .. helpers.dns_server_port,
@@ -166,8 +168,8 @@ describe("DNS resolution of service hosts", function()
 
   it("serves stale answers while the server does not answer, then fails after dns_stale_ttl", function()
     assert.equal(200, get("/stale").status)
-    local asked = queries("stale.test")
     set_records { ["move.test"] = { "A move.test 1 127.0.0.2" }, ["stale.test"] = { "DROP stale.test" } }
+    local asked = queries("stale.test")
     -- a refresh went unanswered...
     helpers.wait_until(function() return queries("stale.test") > asked end, 20)
     -- ... and the previous address is still served (dns_stale_ttl = 10)
@@ -190,6 +192,13 @@ describe("DNS resolution of service hosts", function()
     set_records { ["move.test"] = { "A move.test 1 127.0.0.2" }, ["stale.test"] = { "DROP stale.test" },
                   ["nx.test"] = { "A nx.test 3600 127.0.0.1" } }
     helpers.wait_until(function() return get("/nx").status == 200 end, 30)
+  end)
+
+  it("answers Kong's 500 when the server fails and there is no previous answer", function()
+    local res, body = get("/fail")
+    assert.equal(500, res.status)
+    assert.equal("failed the initial dns/balancer resolve for 'fail.test' with: "
+                 .. "dns server error: 2 server failure", cjson.decode(body).message)
   end)
 
   it("resolves dns_hostsfile names without asking the server", function()
