@@ -1,10 +1,10 @@
 /* control.c: the control thread's lua_State, config loading and publishing. */
 #include "control.h"
-#include "dns.h"
 #include "log.h"
 #include "lua_vm.h"
 #include "snapshot.h"
 #include "worker.h"
+#include "dns.h"
 
 #include <stdio.h>
 #include <malloc.h>
@@ -144,10 +144,8 @@ static int load_declarative(char *err, size_t errlen)
 
 int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, size_t errlen)
 {
+    TG_UNUSED(base);
     cconf = conf;
-    int rc = tg_dns_init(base, conf, err, errlen);
-    if (rc != 0)
-        return rc;
     CL = tg_lua_new_state(conf->lua_package_path);
     if (!CL) {
         snprintf(err, errlen, "could not create the control lua_State");
@@ -162,6 +160,9 @@ int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, s
     lua_setfield(CL, -2, "conf");
     lua_pop(CL, 1);
 
+    int rc = tg_dns_init(base, conf, err, errlen);
+    if (rc != 0)
+        return rc;
     tg_snapshot_publish(tg_snapshot_empty());
     set_decl_files(conf->declarative_config, conf->ndeclarative_config);
     if (conf->database_off && conf->ndeclarative_config > 0)
@@ -193,9 +194,9 @@ int tg_control_reload(void)
 
 void tg_control_shutdown(void)
 {
-    tg_dns_shutdown();
     if (CL)
         lua_close(CL);
     CL = NULL;
     set_decl_files(NULL, 0);
+    tg_dns_shutdown();
 }

@@ -1,8 +1,8 @@
 /* snapshot.c: building, publishing and releasing configuration snapshots. */
 #include "snapshot.h"
-#include "dns.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "dns.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -97,7 +97,8 @@ static void split_target(const char *s, char *host, size_t hostcap, uint16_t *po
 }
 
 /* Fills the service's targets: the upstream of that name in its workspace, if
- * any, else the host itself: an address here, a hostname through dns.c. */
+ * any, else the host itself. Resolution happens here, on the control thread.
+ * TODO(issue 12): non-blocking c-ares resolution with TTLs, health checks. */
 static void service_targets(lua_State *L, int upstreams, int targets, tg_service_t *svc)
 {
     char err[256];
@@ -146,15 +147,15 @@ static void service_targets(lua_State *L, int upstreams, int targets, tg_service
             svc->resolve_error = strdup("no healthy targets");
         return;
     }
+    svc->targets = calloc(1, sizeof(tg_target_t));
     unsigned char ip[sizeof(struct in6_addr)];
     if (inet_pton(AF_INET, svc->host, ip) != 1 && inet_pton(AF_INET6, svc->host, ip) != 1) {
-        /* a hostname: resolved by dns.c, picked by the worker per request */
+        /* a hostname: dns.c resolves it, the worker picks from its answers */
         svc->dns = tg_dns_name_get(svc->host);
         if (!svc->dns)
             svc->resolve_error = strdup("no resolver");
         return;
     }
-    svc->targets = calloc(1, sizeof(tg_target_t));
     if (resolve(svc->host, svc->port, &svc->targets[0], err, sizeof(err)) == 0) {
         svc->ntargets = 1;
         svc->total_weight = svc->targets[0].weight;
