@@ -46,7 +46,9 @@ typedef struct {
     tg_dns_name_t *n;
     int types[MAX_ORDER];
     int ntypes, ti;
-    int fail; /* 0, 503 (not found) or 500 (server error) */
+    int fail;        /* of the last query without records: 0, 503 (none) or 500 (error) */
+    bool name_error; /* that query's answer was NXDOMAIN */
+    bool stop;       /* a network failure: no other type is tried */
     char err[160];
     uint32_t ttl;
     srv_t *srv;
@@ -421,7 +423,8 @@ static void job_finish(job_t *j)
         publish(n, a);
         n->stale_until = now + ttl + D.stale_ttl;
         arm_timer(n, ttl);
-    } else if (j->fail == 500 && n->good && now < n->stale_until) {
+    } else if (!j->name_error && n->good && now < n->stale_until) {
+        /* as Kong's cache: only NXDOMAIN replaces answers that are still usable */
         tg_log(TG_LOG_WARN, "dns: %s: %s, serving the previous answers", n->host, j->err);
         double next = D.error_ttl > 0 ? D.error_ttl : 1;
         if (now + next > n->stale_until)
@@ -438,17 +441,27 @@ static void job_finish(job_t *j)
 
 static void on_target(void *arg, int status, int timeouts, unsigned char *buf, int len);
 
-/* A failure that is not "no such name": Kong's wording (rcode and its name). */
-static void server_error(job_t *j, int status)
+/* A query that gave no records. As Kong's resolver, the last one is what a
+ * request is told (in Kong's words: rcode and its name), an answer with an
+ * error moves on to the next type, and a network failure ends the attempt. */
+static void set_error(job_t *j, int status)
 {
-    const char *what = status == ARES_EFORMERR    ? "1 format error"
-                       : status == ARES_ESERVFAIL ? "2 server failure"
-                       : status == ARES_ENOTIMP   ? "4 not implemented"
-                       : status == ARES_EREFUSED  ? "5 refused"
-                       : status == ARES_ETIMEOUT  ? "timeout"
-                                                  : ares_strerror(status);
+    const char *what;
     j->fail = 500;
-    snprintf(j->err, sizeof(j->err), "dns server error: %s", what);
+    j->name_error = status == ARES_ENOTFOUND;
+    switch (status) {
+    case ARES_ENOTFOUND: j->fail = 503; what = "dns server error: 3 name error"; break;
+    case ARES_SUCCESS:
+    case ARES_ENODATA: j->fail = 503; what = "dns client error: 101 empty record received"; break;
+    case ARES_EFORMERR: what = "dns server error: 1 format error"; break;
+    case ARES_ESERVFAIL: what = "dns server error: 2 server failure"; break;
+    case ARES_ENOTIMP: what = "dns server error: 4 not implemented"; break;
+    case ARES_EREFUSED: what = "dns server error: 5 refused"; break;
+    default:
+        j->stop = true;
+        what = status == ARES_ETIMEOUT ? "dns server error: timeout" : ares_strerror(status);
+    }
+    snprintf(j->err, sizeof(j->err), "%s", what);
 }
 
 static void query(const char *name, int type, ares_callback cb, void *arg)
@@ -458,7 +471,7 @@ static void query(const char *name, int type, ares_callback cb, void *arg)
 
 static void next_type(job_t *j)
 {
-    if (j->ti >= j->ntypes || j->fail == 500) {
+    if (j->ti >= j->ntypes || j->stop) {
         job_finish(j);
         return;
     }
@@ -474,10 +487,8 @@ static void target_done(job_t *j)
         job_finish(j);
         return;
     }
-    if (!j->fail || j->fail == 503) {
-        j->fail = 503;
-        snprintf(j->err, sizeof(j->err), "dns client error: 101 empty record received");
-    }
+    if (!j->fail)
+        set_error(j, ARES_ENODATA);
     next_type(j);
 }
 
@@ -521,8 +532,8 @@ static void on_target(void *arg, int status, int timeouts, unsigned char *buf, i
         query(j->srv[s->srv].target, T_AAAA, on_target, s);
         return;
     }
-    if (status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND)
-        server_error(j, status);
+    if (j->naddrs == before)
+        set_error(j, status);
     free(s);
     target_done(j);
 }
@@ -586,19 +597,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *buf, i
         }
         status = ARES_ENODATA;
     }
-    if (status == ARES_ENOTFOUND) {
-        if (!j->fail) {
-            j->fail = 503;
-            snprintf(j->err, sizeof(j->err), "dns server error: 3 name error");
-        }
-    } else if (status == ARES_ENODATA) {
-        if (!j->fail) {
-            j->fail = 503;
-            snprintf(j->err, sizeof(j->err), "dns client error: 101 empty record received");
-        }
-    } else {
-        server_error(j, status);
-    }
+    set_error(j, status);
     next_type(j);
 }
 

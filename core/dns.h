@@ -21,20 +21,25 @@
  *     snapshot's requests), so no request holds on to a set.
  *   - Resolution follows `dns_order` (LAST = the type that answered last time,
  *     then SRV, A, CNAME by default; AAAA only when listed): the first type
- *     with records wins. NXDOMAIN or an empty answer moves to the next type;
- *     a server error or timeout ends the attempt. SRV keeps the records of
+ *     with records wins. An answer without records (NXDOMAIN, empty, SERVFAIL,
+ *     REFUSED...) moves to the next type, a timeout or network failure ends
+ *     the attempt, and the last try's error is the one reported, as with
+ *     Kong's resolver. SRV keeps the records of
  *     the lowest priority and resolves their targets (A, then AAAA) unless
  *     they are addresses or hostsfile names; a CNAME's target is resolved the
  *     same way. The set lives for the smallest TTL of the records used
  *     (`dns_valid_ttl` replaces it when set; at least 1 s); at expiry the
  *     control thread queries again while workers keep serving the old set.
- *   - Failures: NXDOMAIN/empty everywhere is published as "name resolution
- *     failed" (503) and asked again after `dns_not_found_ttl`. A server error
- *     or timeout keeps a previous good set (stale) until `dns_stale_ttl`
- *     seconds past its expiry, retrying every `dns_error_ttl`; without one
- *     (or once stale) it is published as Kong's 500 "failed the initial
- *     dns/balancer resolve for '<host>' with: ..." and retried after
- *     `dns_error_ttl`.
+ *   - Failures: as in Kong's cache, only NXDOMAIN replaces a previous good
+ *     set at once; any other failure keeps it (stale) until `dns_stale_ttl`
+ *     seconds past its expiry, retrying every `dns_error_ttl` (a refresh
+ *     still waiting on a silent server ends the stale period too). Otherwise
+ *     a last error of NXDOMAIN or "empty" is published as "name resolution
+ *     failed" (503) and asked again after `dns_not_found_ttl`, any other as
+ *     Kong's 500 "failed the initial dns/balancer resolve for '<host>' with:
+ *     ..." and asked again after `dns_error_ttl`.
+ *   - Search domains and ndots (resolv.conf) apply per type (c-ares'
+ *     ares_search); Kong loops over search names outside the types.
  *   - A config's names are resolved before it is published: control.c calls
  *     tg_dns_wait after building the snapshot, which drives the channel
  *     itself (bounded; a name still unanswered then answers 503 until its

@@ -207,3 +207,48 @@ describe("DNS resolution of service hosts", function()
     assert.equal(0, queries("fromhosts.test"))
   end)
 end)
+
+describe("DNS resolution with dns_valid_ttl, across reloads", function()
+  local bp
+
+  lazy_setup(function()
+    pl_dir.makepath(DIR)
+    os.remove(QUERYLOG)
+    set_records { ["vt.test"] = { "SRV vt.test 3600 1 1 " .. PORTS[1] .. " t1.test" } }
+    assert(helpers.start_dns_server(RECORDS, QUERYLOG))
+    bp = helpers.get_db_utils("off")
+    local s = bp.services:insert { name = "vt", host = "vt.test", port = 80 }
+    bp.routes:insert { service = s, paths = { "/vt" } }
+    assert(helpers.start_kong {
+      dns_resolver = "127.0.0.1:" .. helpers.dns_server_port,
+      dns_valid_ttl = 1,
+    })
+  end)
+
+  lazy_teardown(function()
+    helpers.stop_kong()
+    helpers.stop_dns_server()
+  end)
+
+  it("re-resolves after dns_valid_ttl whatever the records' TTL", function()
+    assert.equal(tostring(PORTS[1]), get("/vt").headers["X-Echo-Server-Port"])
+    set_records { ["vt.test"] = { "SRV vt.test 3600 1 1 " .. PORTS[2] .. " t1.test" } }
+    helpers.wait_until(function()
+      return get("/vt").headers["X-Echo-Server-Port"] == tostring(PORTS[2])
+    end, 20)
+  end)
+
+  it("resolves the names of a reloaded config before it serves it", function()
+    local s = bp.services:insert { name = "a", host = "a.test", port = PORT }
+    bp.routes:insert { service = s, paths = { "/a" } }
+    assert(helpers.reload_kong())
+    local res
+    helpers.wait_until(function()
+      res = get("/a")
+      return res.status ~= 404
+    end, 20)
+    -- the first request the new routes see already has the name's answer
+    assert.equal(200, res.status)
+    assert.equal(1, queries("a.test", "A"))
+  end)
+end)
