@@ -172,7 +172,10 @@ int tg_dns_pick(tg_dns_name_t *n, int worker, uint16_t port, tg_target_t *out, c
     }
     const tg_dns_addr_t *p = &a->a[0];
     if (a->n > 1) {
-        uint32_t pos = n->pw[worker].rr++ % (uint32_t)a->total_weight;
+        /* a stride coprime with the total visits every position once per
+         * cycle: exact shares, interleaved rather than in runs */
+        uint32_t pos = (uint32_t)((uint64_t)n->pw[worker].rr++ * a->stride %
+                                  (uint64_t)a->total_weight);
         for (size_t i = 0; i < a->n; i++) {
             if (pos < (uint32_t)a->a[i].weight) {
                 p = &a->a[i];
@@ -400,6 +403,31 @@ static bool static_addrs(job_t *j, const char *host, uint16_t port, int weight)
     return found;
 }
 
+static uint32_t gcd(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The job's addresses as an answer set. */
+static tg_dns_answers_t *answers_of(const job_t *j)
+{
+    tg_dns_answers_t *a = answers_new(j->naddrs, 0, NULL);
+    for (size_t i = 0; i < j->naddrs; i++) {
+        a->a[i] = j->addrs[i];
+        a->total_weight += a->a[i].weight;
+    }
+    uint32_t total = (uint32_t)a->total_weight;
+    a->stride = total > 2 ? total * 5 / 8 : 1; /* near the golden ratio of the cycle */
+    while (total > 1 && gcd(a->stride, total) != 1)
+        a->stride++;
+    return a;
+}
+
 static void job_finish(job_t *j)
 {
     tg_dns_name_t *n = j->n;
@@ -411,11 +439,7 @@ static void job_finish(job_t *j)
     }
     double now = now_s();
     if (j->naddrs > 0) {
-        tg_dns_answers_t *a = answers_new(j->naddrs, 0, NULL);
-        for (size_t i = 0; i < j->naddrs; i++) {
-            a->a[i] = j->addrs[i];
-            a->total_weight += a->a[i].weight;
-        }
+        tg_dns_answers_t *a = answers_of(j);
         uint32_t ttl = D.valid_ttl >= 0 ? (uint32_t)D.valid_ttl : j->ttl;
         if (ttl < 1)
             ttl = 1;
@@ -610,11 +634,7 @@ static void start_resolve(tg_dns_name_t *n)
     if (static_addrs(j, n->host, 0, 100)) {
         /* hostsfile entries do not expire */
         n->busy = false;
-        tg_dns_answers_t *a = answers_new(j->naddrs, 0, NULL);
-        for (size_t i = 0; i < j->naddrs; i++) {
-            a->a[i] = j->addrs[i];
-            a->total_weight += a->a[i].weight;
-        }
+        tg_dns_answers_t *a = answers_of(j);
         publish(n, a);
         n->stale_until = 1e300;
         job_free(j);

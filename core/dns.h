@@ -69,6 +69,7 @@ typedef struct tg_dns_answers_s {
     const char *error; /* the message with it (points into this allocation) */
     size_t n;
     int total_weight;
+    uint32_t stride; /* the pick's step through [0, total_weight) */
     tg_dns_addr_t a[];
 } tg_dns_answers_t;
 

@@ -134,14 +134,17 @@ describe("DNS resolution of service hosts", function()
   end)
 
   it("spreads SRV traffic by weight over the records' ports, lowest priority only", function()
-    local seen = {}
-    for _ = 1, 100 do
+    local seen, first8 = {}, {}
+    for i = 1, 100 do
       local res = get("/srv")
       assert.equal(200, res.status)
       local p = res.headers["X-Echo-Server-Port"]
       seen[p] = (seen[p] or 0) + 1
+      if i <= 8 then first8[p] = true end
     end
     assert.same({ [tostring(PORTS[2])] = 75, [tostring(PORTS[3])] = 25 }, seen)
+    -- interleaved, not in runs of 75 and 25
+    assert.same({ [tostring(PORTS[2])] = true, [tostring(PORTS[3])] = true }, first8)
     -- the SRV targets were resolved by the gateway
     assert.equal(1, queries("t1.test", "A"))
     assert.equal(1, queries("t2.test", "A"))
