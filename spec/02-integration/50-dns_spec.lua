@@ -25,6 +25,7 @@ local BASE_RECORDS = {
   "A stale.test 1 127.0.0.1",
   "CNAME alias.test 3600 a.test",
   "SERVFAIL fail.test",
+  "MALFORMED bad.test",
 }
 
 -- the records the responder serves (replaced atomically): BASE_RECORDS with
@@ -105,6 +106,7 @@ describe("DNS resolution of service hosts", function()
     svc("hosts", "fromhosts.test")
     svc("alias", "alias.test")
     svc("fail", "fail.test")
+    svc("bad", "bad.test")
     assert(helpers.start_kong {
       worker_threads = 1,
       dns_resolver = "127.0.0.1:" .. helpers.dns_server_port,
@@ -202,6 +204,13 @@ describe("DNS resolution of service hosts", function()
     assert.equal(500, res.status)
     assert.equal("failed the initial dns/balancer resolve for 'fail.test' with: "
                  .. "dns server error: 2 server failure", cjson.decode(body).message)
+  end)
+
+  it("treats answers it cannot parse as no records, and keeps serving", function()
+    local res, body = get("/bad")
+    assert.equal(503, res.status)
+    assert.equal("name resolution failed", cjson.decode(body).message)
+    assert.equal(200, get("/a").status)
   end)
 
   it("resolves dns_hostsfile names without asking the server", function()
