@@ -146,6 +146,14 @@ static void publish_failure(tg_dns_name_t *n, int status, const char *err)
 
 /* ---- the worker side ---- */
 
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
 const tg_dns_answers_t *tg_dns_answers(tg_dns_name_t *n, int worker)
 {
     uint64_t g = atomic_load_explicit(&n->gen, memory_order_acquire);
@@ -186,11 +194,7 @@ int tg_dns_pick(tg_dns_name_t *n, int worker, uint16_t port, tg_target_t *out, c
     }
     memcpy(&out->addr, &p->addr, p->addrlen);
     out->addrlen = p->addrlen;
-    uint16_t nport = htons(p->port ? p->port : port);
-    if (out->addr.ss_family == AF_INET)
-        ((struct sockaddr_in *)&out->addr)->sin_port = nport;
-    else
-        ((struct sockaddr_in6 *)&out->addr)->sin6_port = nport;
+    set_port(&out->addr, p->port ? p->port : port);
     out->weight = p->weight;
     out->name = n->host;
     return 0;
@@ -743,6 +747,29 @@ void tg_dns_wait(int timeout_ms)
                                 (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD);
     }
     arm_timeout();
+}
+
+int tg_dns_resolve_now(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen)
+{
+    tg_dns_name_t *n = tg_dns_name_get(host);
+    if (!n) {
+        snprintf(err, errlen, "no resolver");
+        return TG_ENOTFOUND;
+    }
+    tg_dns_wait(5000);
+    const tg_dns_answers_t *a = n->current; /* written by this thread only */
+    int rc = 0;
+    if (!a || a->status || !a->n) {
+        snprintf(err, errlen, "%s", a && a->status ? a->error : "name resolution failed");
+        rc = TG_ENOTFOUND;
+    } else {
+        const tg_dns_addr_t *p = &a->a[0];
+        memcpy(&t->addr, &p->addr, p->addrlen);
+        t->addrlen = p->addrlen;
+        set_port(&t->addr, p->port ? p->port : port);
+    }
+    tg_dns_name_release(n);
+    return rc;
 }
 
 /* ---- set-up ---- */

@@ -88,6 +88,13 @@ void tg_dns_name_release(tg_dns_name_t *n);
  * `timeout_ms` passed. */
 void tg_dns_wait(int timeout_ms);
 
+/* Control thread, while a config is built: the first current address of
+ * `host` (resolved now if new, bounded as tg_dns_wait) into t->addr/addrlen
+ * with `port` unless an SRV record gives one. For upstream targets, which
+ * are fixed in their snapshot: their TTLs are not followed. 0, or
+ * TG_ENOTFOUND with the reason in err. */
+int tg_dns_resolve_now(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen);
+
 /* Worker `worker`: the name's current answers, NULL before the first. The
  * set stays valid until this worker's next call for this name. */
 const tg_dns_answers_t *tg_dns_answers(tg_dns_name_t *n, int worker);

@@ -55,18 +55,20 @@ static char *foreign_id(lua_State *L, int t, const char *k)
 
 static int resolve(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    /* an address here; a hostname through dns.c (c-ares), never getaddrinfo's
+     * blocking lookup */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST};
     struct addrinfo *res = NULL;
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", port);
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0 || !res) {
-        snprintf(err, errlen, "%s", gai_strerror(rc));
+    if (getaddrinfo(host, portstr, &hints, &res) == 0 && res) {
+        memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+        t->addrlen = res->ai_addrlen;
+        freeaddrinfo(res);
+    } else if (tg_dns_resolve_now(host, port, t, err, errlen) != 0) {
         return TG_ENOTFOUND;
     }
-    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-    t->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
     char name[300];
     snprintf(name, sizeof(name), "%s:%u", host, port);
     t->name = strdup(name);

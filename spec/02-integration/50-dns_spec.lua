@@ -21,6 +21,7 @@ local BASE_RECORDS = {
   "SRV srv.test 3600 20 100 " .. PORTS[1] .. " t1.test",
   "A t1.test 3600 127.0.0.1",
   "A t2.test 3600 127.0.0.1",
+  "A ut.test 3600 127.0.0.1",
   "A move.test 1 127.0.0.1",
   "A stale.test 1 127.0.0.1",
   "CNAME alias.test 3600 a.test",
@@ -107,6 +108,11 @@ describe("DNS resolution of service hosts", function()
     svc("alias", "alias.test")
     svc("fail", "fail.test")
     svc("bad", "bad.test")
+    -- an upstream whose targets are hostnames
+    local up = bp.upstreams:insert { name = "up.test" }
+    bp.targets:insert { upstream = up, target = "ut.test:" .. PORTS[1], weight = 1 }
+    bp.targets:insert { upstream = up, target = "fromhosts.test:" .. PORTS[2], weight = 1 }
+    svc("up", "up.test")
     assert(helpers.start_kong {
       worker_threads = 1,
       dns_resolver = "127.0.0.1:" .. helpers.dns_server_port,
@@ -211,6 +217,17 @@ describe("DNS resolution of service hosts", function()
     assert.equal(503, res.status)
     assert.equal("name resolution failed", cjson.decode(body).message)
     assert.equal(200, get("/a").status)
+  end)
+
+  it("resolves an upstream's hostname targets through the resolver and the hostsfile", function()
+    local seen = {}
+    for _ = 1, 4 do
+      local res = get("/up")
+      assert.equal(200, res.status)
+      seen[res.headers["X-Echo-Server-Port"]] = true
+    end
+    assert.same({ [tostring(PORTS[1])] = true, [tostring(PORTS[2])] = true }, seen)
+    assert.is_true(queries("ut.test", "A") >= 1)
   end)
 
   it("resolves dns_hostsfile names without asking the server", function()
