@@ -33,6 +33,7 @@ struct tg_dns_name_s {
     int last_type;
     bool busy;          /* a resolution is in flight */
     bool good;          /* current holds addresses */
+    bool fixed;         /* an address or hostsfile name: never asked again */
     double stale_until; /* monotonic: a good set may be served until then */
 };
 
@@ -462,7 +463,8 @@ static void job_finish(job_t *j)
         int st = j->fail ? j->fail : 503;
         tg_log(TG_LOG_ERR, "dns: %s: %s", n->host, j->err[0] ? j->err : "no records");
         publish_failure(n, st, j->err);
-        arm_timer(n, st == 503 ? D.not_found_ttl : D.error_ttl);
+        int again = st == 503 ? D.not_found_ttl : D.error_ttl;
+        arm_timer(n, again > 0 ? again : 1); /* 0 would ask in a loop */
     }
     job_free(j);
 }
@@ -641,6 +643,8 @@ static void start_resolve(tg_dns_name_t *n)
         tg_dns_answers_t *a = answers_of(j);
         publish(n, a);
         n->stale_until = 1e300;
+        n->fixed = true;
+        arm_timer(n, 60); /* only to free it once unused */
         job_free(j);
         return;
     }
@@ -667,6 +671,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
     if (atomic_load(&n->refs) == 0) {
         name_free(n);
+        return;
+    }
+    if (n->fixed) {
+        arm_timer(n, 60);
         return;
     }
     if (n->good && now_s() >= n->stale_until)

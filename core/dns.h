@@ -37,7 +37,7 @@
  *     a last error of NXDOMAIN or "empty" is published as "name resolution
  *     failed" (503) and asked again after `dns_not_found_ttl`, any other as
  *     Kong's 500 "failed the initial dns/balancer resolve for '<host>' with:
- *     ..." and asked again after `dns_error_ttl`.
+ *     ..." and asked again after `dns_error_ttl` (a TTL of 0 counts as 1 s).
  *   - Search domains and ndots (resolv.conf) apply per type (c-ares'
  *     ares_search); Kong loops over search names outside the types.
  *   - A config's names are resolved before it is published: control.c calls
