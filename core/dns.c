@@ -505,6 +505,9 @@ static void next_type(job_t *j)
         job_finish(j);
         return;
     }
+    for (size_t i = 0; i < j->nsrv; i++) /* targets of a type that gave no address */
+        free(j->srv[i].target);
+    j->nsrv = 0;
     query(j->n->host, j->types[j->ti++], on_answer, j);
 }
 

@@ -22,6 +22,9 @@ local BASE_RECORDS = {
   "A t1.test 3600 127.0.0.1",
   "A t2.test 3600 127.0.0.1",
   "A ut.test 3600 127.0.0.1",
+  -- an SRV record whose target does not exist: the A record is used
+  "SRV mixed.test 3600 1 1 " .. PORTS[3] .. " nowhere.test",
+  "A mixed.test 3600 127.0.0.1",
   "A move.test 1 127.0.0.1",
   "A stale.test 1 127.0.0.1",
   "CNAME alias.test 3600 a.test",
@@ -108,6 +111,7 @@ describe("DNS resolution of service hosts", function()
     svc("alias", "alias.test")
     svc("fail", "fail.test")
     svc("bad", "bad.test")
+    svc("mixed", "mixed.test")
     -- an upstream whose targets are hostnames
     local up = bp.upstreams:insert { name = "up.test" }
     bp.targets:insert { upstream = up, target = "ut.test:" .. PORTS[1], weight = 1 }
@@ -156,6 +160,13 @@ describe("DNS resolution of service hosts", function()
     -- the SRV targets were resolved by the gateway
     assert.equal(1, queries("t1.test", "A"))
     assert.equal(1, queries("t2.test", "A"))
+  end)
+
+  it("moves on to the next type when an SRV record's targets do not resolve", function()
+    local res = get("/mixed")
+    assert.equal(200, res.status)
+    assert.equal(tostring(PORT), res.headers["X-Echo-Server-Port"])
+    assert.equal(1, queries("nowhere.test", "A"))
   end)
 
   it("follows a CNAME", function()
