@@ -183,8 +183,8 @@ int tg_dns_pick(tg_dns_name_t *n, int worker, uint16_t port, tg_target_t *out, c
     if (a->n > 1) {
         /* a stride coprime with the total visits every position once per
          * cycle: exact shares, interleaved rather than in runs */
-        uint32_t pos = (uint32_t)((uint64_t)n->pw[worker].rr++ * a->stride %
-                                  (uint64_t)a->total_weight);
+        uint32_t pos =
+            (uint32_t)((uint64_t)n->pw[worker].rr++ * a->stride % (uint64_t)a->total_weight);
         for (size_t i = 0; i < a->n; i++) {
             if (pos < (uint32_t)a->a[i].weight) {
                 p = &a->a[i];
@@ -480,13 +480,27 @@ static void set_error(job_t *j, int status)
     j->fail = 500;
     j->name_error = status == ARES_ENOTFOUND;
     switch (status) {
-    case ARES_ENOTFOUND: j->fail = 503; what = "dns server error: 3 name error"; break;
+    case ARES_ENOTFOUND:
+        j->fail = 503;
+        what = "dns server error: 3 name error";
+        break;
     case ARES_SUCCESS:
-    case ARES_ENODATA: j->fail = 503; what = "dns client error: 101 empty record received"; break;
-    case ARES_EFORMERR: what = "dns server error: 1 format error"; break;
-    case ARES_ESERVFAIL: what = "dns server error: 2 server failure"; break;
-    case ARES_ENOTIMP: what = "dns server error: 4 not implemented"; break;
-    case ARES_EREFUSED: what = "dns server error: 5 refused"; break;
+    case ARES_ENODATA:
+        j->fail = 503;
+        what = "dns client error: 101 empty record received";
+        break;
+    case ARES_EFORMERR:
+        what = "dns server error: 1 format error";
+        break;
+    case ARES_ESERVFAIL:
+        what = "dns server error: 2 server failure";
+        break;
+    case ARES_ENOTIMP:
+        what = "dns server error: 4 not implemented";
+        break;
+    case ARES_EREFUSED:
+        what = "dns server error: 5 refused";
+        break;
     default:
         j->stop = true;
         what = status == ARES_ETIMEOUT ? "dns server error: timeout" : ares_strerror(status);
@@ -753,8 +767,9 @@ void tg_dns_wait(int timeout_ms)
         }
         for (int i = 0; i < np; i++)
             if (pfd[i].revents)
-                ares_process_fd(D.ch, (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd
-                                                                                    : ARES_SOCKET_BAD,
+                ares_process_fd(D.ch,
+                                (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd
+                                                                                : ARES_SOCKET_BAD,
                                 (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD);
     }
     arm_timeout();

@@ -8,8 +8,8 @@
  * errors) use Kong's bodies from respond.c. */
 #include "proxy.h"
 #include "proxy_int.h"
-#include "dns.h"
 #include "buf.h"
+#include "dns.h"
 #include "http_parse.h"
 #include "log.h"
 #include "pdk.h"

@@ -57,8 +57,8 @@ static int resolve(const char *host, uint16_t port, tg_target_t *t, char *err, s
 {
     /* an address here; a hostname through dns.c (c-ares), never getaddrinfo's
      * blocking lookup */
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     struct addrinfo *res = NULL;
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", port);
