@@ -4,6 +4,7 @@
 #include "lua_vm.h"
 #include "snapshot.h"
 #include "worker.h"
+#include "dns.h"
 
 #include <stdio.h>
 #include <malloc.h>
@@ -45,6 +46,7 @@ static int l_apply(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
+    tg_dns_wait(5000); /* its names answer from the first request */
     tg_snapshot_publish(s);
     tg_workers_notify();
     lua_pushboolean(L, 1);
@@ -158,6 +160,9 @@ int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, s
     lua_setfield(CL, -2, "conf");
     lua_pop(CL, 1);
 
+    int rc = tg_dns_init(base, conf, err, errlen);
+    if (rc != 0)
+        return rc;
     tg_snapshot_publish(tg_snapshot_empty());
     set_decl_files(conf->declarative_config, conf->ndeclarative_config);
     if (conf->database_off && conf->ndeclarative_config > 0)
@@ -193,4 +198,5 @@ void tg_control_shutdown(void)
         lua_close(CL);
     CL = NULL;
     set_decl_files(NULL, 0);
+    tg_dns_shutdown();
 }

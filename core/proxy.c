@@ -9,6 +9,7 @@
 #include "proxy.h"
 #include "proxy_int.h"
 #include "buf.h"
+#include "dns.h"
 #include "http_parse.h"
 #include "log.h"
 #include "pdk.h"
@@ -1079,7 +1080,15 @@ static void start_upstream(tg_conn_t *c)
     tg_service_t *s = c->route->service;
     if (!c->t_upstream_start)
         c->t_upstream_start = now_ms();
-    c->target = pick_target(c);
+    if (s->dns) { /* a hostname: the worker's view of dns.c's current answers */
+        const char *msg;
+        int st = tg_dns_pick(s->dns, w->id, s->port, &c->dns_target, &msg);
+        if (st) {
+            respond_error(c, st, msg, true, !c->body_done);
+            return;
+        }
+    }
+    c->target = s->dns ? &c->dns_target : pick_target(c);
     if (!c->target) {
         respond_error(c, 503, "failure to get a peer from the ring-balancer", true, !c->body_done);
         return;

@@ -115,6 +115,7 @@ struct tg_conn_s {
     bool fresh_only; /* after a stale pooled connection */
     tg_buf_t upout;
     bool request_sent_any;
+    tg_target_t dns_target; /* target's storage for a hostname's pick (dns.h) */
 
     /* response */
     tg_http_header_t res_headers[TG_PROXY_MAX_HEADERS];

@@ -2,6 +2,7 @@
 #include "snapshot.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "dns.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -54,18 +55,20 @@ static char *foreign_id(lua_State *L, int t, const char *k)
 
 static int resolve(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    /* an address here; a hostname through dns.c (c-ares), never getaddrinfo's
+     * blocking lookup */
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     struct addrinfo *res = NULL;
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", port);
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0 || !res) {
-        snprintf(err, errlen, "%s", gai_strerror(rc));
+    if (getaddrinfo(host, portstr, &hints, &res) == 0 && res) {
+        memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+        t->addrlen = res->ai_addrlen;
+        freeaddrinfo(res);
+    } else if (tg_dns_resolve_now(host, port, t, err, errlen) != 0) {
         return TG_ENOTFOUND;
     }
-    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-    t->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
     char name[300];
     snprintf(name, sizeof(name), "%s:%u", host, port);
     t->name = strdup(name);
@@ -147,6 +150,14 @@ static void service_targets(lua_State *L, int upstreams, int targets, tg_service
         return;
     }
     svc->targets = calloc(1, sizeof(tg_target_t));
+    unsigned char ip[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, svc->host, ip) != 1 && inet_pton(AF_INET6, svc->host, ip) != 1) {
+        /* a hostname: dns.c resolves it, the worker picks from its answers */
+        svc->dns = tg_dns_name_get(svc->host);
+        if (!svc->dns)
+            svc->resolve_error = strdup("no resolver");
+        return;
+    }
     if (resolve(svc->host, svc->port, &svc->targets[0], err, sizeof(err)) == 0) {
         svc->ntargets = 1;
         svc->total_weight = svc->targets[0].weight;
@@ -169,6 +180,7 @@ static void free_service(tg_service_t *s)
         free(s->targets[i].name);
     free(s->targets);
     free(s->resolve_error);
+    tg_dns_name_release(s->dns);
 }
 
 static void free_route(tg_route_t *r)

@@ -31,6 +31,7 @@ typedef struct tg_service_s {
     char *id, *name, *ws_id;
     int protocol; /* TG_PROTO_HTTP / TG_PROTO_HTTPS */
     char *host;   /* as configured (an upstream name or a hostname/IP) */
+    struct tg_dns_name_s *dns; /* a hostname (not an upstream): dns.c's answers, else NULL */
     uint16_t port;
     char *path;   /* NULL when not set */
     size_t path_len;
