@@ -17,10 +17,10 @@
 #include <lauxlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdbool.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,7 +33,7 @@
 typedef struct {
     int fd;
     SSL *ssl;
-    bool tls; /* the handshake is done: recv/send use ssl */
+    bool tls;  /* the handshake is done: recv/send use ssl */
     char want; /* what a TLS operation waits for: 'r' or 'w' */
 } tg_sock_t;
 
@@ -211,9 +211,9 @@ static int l_send(lua_State *L)
     }
     if (errno == EAGAIN || errno == EINTR)
         return push_err(L, "again");
-    return push_err(L, errno == EPIPE ? "broken pipe" : errno == ECONNRESET
-                                                          ? "connection reset by peer"
-                                                          : strerror(errno));
+    return push_err(L, errno == EPIPE        ? "broken pipe"
+                       : errno == ECONNRESET ? "connection reset by peer"
+                                             : strerror(errno));
 }
 
 static int l_fd(lua_State *L)
@@ -331,10 +331,14 @@ static int l_gc(lua_State *L)
 int luaopen_tollgate_c_socket(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"connect", l_connect},   {"connect_result", l_connect_result},
-        {"recv", l_recv},         {"send", l_send},
-        {"fd", l_fd},             {"close", l_close},
-        {"ssl_init", l_ssl_init}, {"ssl_handshake", l_ssl_handshake},
+        {"connect", l_connect},
+        {"connect_result", l_connect_result},
+        {"recv", l_recv},
+        {"send", l_send},
+        {"fd", l_fd},
+        {"close", l_close},
+        {"ssl_init", l_ssl_init},
+        {"ssl_handshake", l_ssl_handshake},
         {NULL, NULL},
     };
     if (luaL_newmetatable(L, SOCK_MT)) {

@@ -29,9 +29,9 @@ typedef struct tg_wait_s {
     int timeout_ms; /* < 0: none */
     bool startup;   /* a timer's start: fires "premature" at shutdown */
     bool armed, woken, premature;
-    int ref;             /* the userdata, kept while armed */
-    void *owner;         /* a request's top coroutine waits */
-    tg_lthread_t *lt;    /* or a light thread */
+    int ref;                       /* the userdata, kept while armed */
+    void *owner;                   /* a request's top coroutine waits */
+    tg_lthread_t *lt;              /* or a light thread */
     struct tg_wait_s *next, *prev; /* s->owner_waits */
 } tg_wait_t;
 
@@ -515,7 +515,7 @@ int luaopen_tollgate_c_sched(lua_State *L)
     lua_pop(L, 1);
     static const luaL_Reg fns[] = {
         {"new_wait", l_new_wait}, {"is_wait", l_is_wait}, {"spawn", l_spawn}, {"adopt", l_adopt},
-        {"kill", l_kill},         {"exiting", l_exiting},   {"alive", l_alive},     {NULL, NULL},
+        {"kill", l_kill},         {"exiting", l_exiting}, {"alive", l_alive}, {NULL, NULL},
     };
     lua_newtable(L);
     luaL_register(L, NULL, fns);
