@@ -455,6 +455,7 @@ static void snap_release(tg_conn_t *c)
 
 static void reset_request(tg_conn_t *c)
 {
+    tg__lb_done(c);
     snap_release(c);
     c->route = NULL;
     c->req.num_headers = 0;
@@ -585,6 +586,8 @@ static void set_client_ip(tg_conn_t *c)
 static tg_target_t *pick_target(tg_conn_t *c)
 {
     tg_service_t *s = c->route->service;
+    if (s->upstream)
+        return tg__lb_pick(c);
     if (!s->ntargets)
         return NULL;
     if (s->ntargets == 1)
@@ -668,8 +671,12 @@ static int build_upstream_head(tg_conn_t *c)
             tg_buf_append(o, c->req.query, c->req.query_len);
     }
     tg_buf_append_lit(o, " HTTP/1.1\r\nHost: ");
+    char lbhost[300];
+    size_t lbhost_len;
     if (r->preserve_host && c->req.host)
         tg_buf_append(o, c->req.host, c->req.host_len);
+    else if (c->lb_up && (lbhost_len = tg__lb_host(c, lbhost, sizeof(lbhost))) > 0)
+        tg_buf_append(o, lbhost, lbhost_len);
     else
         tg_buf_append(o, s->host_header, s->host_header_len);
     tg_buf_append_lit(o, "\r\n");
@@ -1104,9 +1111,16 @@ static void upstream_failed(tg_conn_t *c, int status, const char *why)
 {
     tg_service_t *s = c->route->service;
     bool stale = c->up && c->up->reused && !c->t_upstream_first;
+    if (!stale)
+        tg__lb_report(c, status == 504 ? TG_HEV_TIMEOUT : TG_HEV_TCP_FAILURE, 0);
     if (c->up)
         up_release(c, false);
     bool replayable = c->body_mode == BODY_NONE || c->route->request_buffering;
+    /* as nginx's proxy_next_upstream: a non-idempotent request is not sent twice */
+    if (c->request_sent_any && (ieq(c->req.method, c->req.method_len, "post") ||
+                                ieq(c->req.method, c->req.method_len, "patch") ||
+                                ieq(c->req.method, c->req.method_len, "lock")))
+        replayable = false;
     if (replayable && (stale || c->tries < s->retries)) {
         if (stale) {
             c->fresh_only = true;
@@ -1233,6 +1247,7 @@ static void up_io(tg_conn_t *c, short what)
         if (c->state == S_RESP_BODY) {
             tg_log(TG_LOG_ERR, "upstream timed out while reading the response from %s",
                    c->target->name);
+            tg__lb_report(c, TG_HEV_TIMEOUT, 0);
             up_release(c, false);
             c->close_after = true;
             c->state = S_CLOSING;
@@ -1244,6 +1259,7 @@ static void up_io(tg_conn_t *c, short what)
         if (c->state == S_CONNECT) {
             upstream_failed(c, 504, "connect timeout");
         } else {
+            tg__lb_report(c, TG_HEV_TIMEOUT, 0);
             up_release(c, false);
             respond_error(c, 504, NULL, false, !c->body_done);
         }
@@ -1298,6 +1314,7 @@ static void up_io(tg_conn_t *c, short what)
         }
         tg_log(TG_LOG_ERR, "upstream %s closed the connection before sending a response",
                c->target->name);
+        tg__lb_report(c, TG_HEV_TCP_FAILURE, 0);
         up_release(c, false);
         respond_error(c, 502, NULL, false, !c->body_done);
         return;
@@ -1365,6 +1382,7 @@ static void response_started(tg_conn_t *c)
         c->up->no_reuse = true;
 
     c->source = "service";
+    tg__lb_report(c, TG_HEV_SUCCESS, res->status);
     if (c->plugins) {
         c->resp_h = c->res_headers;
         c->resp_n = res->num_headers;
@@ -1447,6 +1465,7 @@ static void response_started(tg_conn_t *c)
         n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
         tg_buf_append(o, tmp, (size_t)n);
     }
+    tg__lb_response(c, o);
     if (!upgrade) {
         bool keep = c->keepalive && !c->close_after && !atomic_load(&c->w->stopping);
         if (!keep)

@@ -4,6 +4,7 @@
 #ifndef TG_PROXY_INT_H
 #define TG_PROXY_INT_H
 
+#include "balancer.h"
 #include "buf.h"
 #include "http_parse.h"
 #include "proxy.h"
@@ -108,6 +109,9 @@ struct tg_conn_s {
     /* upstream */
     tg_upconn_t *up;
     tg_target_t *target;
+    tg_upstream_t *lb_up; /* the upstream balanced over (balancer_req.c), NULL if none */
+    tg_lb_state_t lb;
+    char lb_cookie[37];   /* a hash cookie to set on the response */
     int tries;
     bool fresh_only; /* after a stale pooled connection */
     tg_buf_t upout;
@@ -157,5 +161,11 @@ struct tg_conn_s {
     const char *source; /* "service", "exit" or "error" */
 };
 
+/* balancer_req.c: the balancer for the proxy */
+tg_target_t *tg__lb_pick(tg_conn_t *c);
+void tg__lb_report(tg_conn_t *c, int event, int status); /* passive health (TG_HEV_*) */
+void tg__lb_response(tg_conn_t *c, tg_buf_t *o); /* latency; Set-Cookie of the hash cookie */
+void tg__lb_done(tg_conn_t *c);
+size_t tg__lb_host(tg_conn_t *c, char *buf, size_t cap);
 
 #endif

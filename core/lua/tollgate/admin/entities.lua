@@ -528,11 +528,80 @@ local function find_target(self)
   return nil, http.not_found()
 end
 
+-- PUT /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy
 local function target_health(self)
-  local _, res = find_target(self)
-  if res then return res end
-  -- TODO(balancer): health overrides arrive with the balancer work.
-  return http.message(501, "target health overrides are not implemented yet")
+  local t, res = find_target(self)
+  if not t then return res end
+  local healthy = self.req.path:match("/healthy/?$") ~= nil
+  local ok, err = require("tollgate.c.balancer").set_health(t.upstream.id, t.target,
+                                                           self.params.address, healthy)
+  if not ok then
+    return http.message(400, err)
+  end
+  return http.response(204)
+end
+
+local HEALTH_STATES = { HEALTHY = true, UNHEALTHY = true }
+
+-- GET /upstreams/{u}/health: the active targets with their health (Kong's
+-- page_for_upstream_with_health), or the balancer's with ?balancer_health=1.
+local function upstream_health(self)
+  local upstream = select(entities.get("upstreams"), self.params.upstreams, self.ws.id)
+  if not upstream then return http.not_found() end
+  local node_id = require("tollgate.admin.kong").node_id()
+  local info = require("tollgate.c.balancer").health(upstream.id)
+  if tostring(http.first(self.args.balancer_health)) == "1" then
+    local balancer_health = info and info.healthy and "HEALTHY" or "UNHEALTHY"
+    local total, available = info and info.total or 0, info and info.available or 0
+    return http.response(200, {
+      data = {
+        health = info and info.used and balancer_health or "HEALTHCHECKS_OFF",
+        balancer_health = balancer_health,
+        id = upstream.id,
+        details = {
+          healthy = info and info.healthy or false,
+          weight = { total = total, available = available, unavailable = total - available },
+        },
+      },
+      next = null,
+      node_id = node_id,
+    })
+  end
+  local rows = list(entities.get("targets"), self.ws.id, function(row)
+    return type(row.upstream) == "table" and row.upstream.id == upstream.id
+  end)
+  sort(rows, sort_targets)
+  local data, seen = http.array(), {}
+  for i = #rows, 1, -1 do
+    local row = rows[i]
+    if not seen[row.target] then
+      seen[row.target] = true
+      local t = {}
+      for k, v in pairs(row) do t[k] = v end
+      local h = info and info.targets[row.target]
+      if h then
+        t.health = "HEALTHCHECKS_OFF"
+        for _, a in ipairs(h.addresses) do
+          if a.health == "HEALTHY" then
+            t.health = "HEALTHY"
+            break
+          elseif HEALTH_STATES[a.health] then
+            t.health = a.health
+          end
+        end
+        local avail = h.available and h.weight or 0
+        t.data = {
+          host = h.host, port = h.port, nodeWeight = h.weight,
+          weight = { total = h.weight, available = avail, unavailable = h.weight - avail },
+          addresses = h.addresses,
+        }
+      else
+        t.health = "DNS_ERROR"
+      end
+      data[#data + 1] = t
+    end
+  end
+  return http.response(200, { data = data, next = null, node_id = node_id })
 end
 
 -- /certificates/{certificates}: a key that is not a UUID names an SNI.
@@ -645,14 +714,7 @@ local function custom(routes)
       routes["/upstreams/:upstreams/targets/:targets" .. p] = { PUT = target_health }
     end
   end
-  routes["/upstreams/:upstreams/health"] = {
-    GET = function(self)
-      local upstream = select(entities.get("upstreams"), self.params.upstreams, self.ws.id)
-      if not upstream then return http.not_found() end
-      -- TODO(balancer): target health comes with the balancer work.
-      return http.message(501, "upstream health is not implemented yet")
-    end,
-  }
+  routes["/upstreams/:upstreams/health"] = { GET = upstream_health }
 
   for _, path in ipairs({ "/certificates/:certificates", "/certificates/:certificates/snis",
                           "/certificates/:certificates/snis/:snis" }) do
