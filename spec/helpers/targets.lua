@@ -43,7 +43,7 @@ end
 
 -- One request through the proxy: status, answering port (nil if none), response.
 function _M.get(path, headers)
-  local c = helpers.proxy_client(10)
+  local c = helpers.proxy_client(10000)
   local res, err = c:send { method = "GET", path = path, headers = headers }
   c:close()
   assert(res, err)
@@ -62,7 +62,7 @@ function _M.spread(n, path, headers_fn)
 end
 
 function _M.admin(method, path, body)
-  local c = helpers.admin_client(10)
+  local c = helpers.admin_client(10000)
   local res, err = c:send { method = method, path = path, body = body,
                             headers = body and { ["content-type"] = "application/json" } }
   c:close()
