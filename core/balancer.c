@@ -657,7 +657,7 @@ static int l_set_health(lua_State *L)
     tg_snapshot_unref(s);
     if (!found) {
         lua_pushnil(L);
-        lua_pushstring(L, u ? "target not found in the balancer" : "upstream has no balancer");
+        lua_pushstring(L, u ? "target not found in the balancer" : "no balancer");
         return 2;
     }
     lua_pushboolean(L, 1);

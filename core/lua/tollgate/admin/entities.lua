@@ -536,6 +536,10 @@ local function target_health(self)
   local ok, err = require("tollgate.c.balancer").set_health(t.upstream.id, t.target,
                                                            self.params.address, healthy)
   if not ok then
+    if err == "no balancer" then
+      local u = select(entities.get("upstreams"), self.params.upstreams, self.ws.id)
+      err = "Upstream " .. tostring(u and u.name) .. " has no balancer"
+    end
     return http.message(400, err)
   end
   return http.response(204)
