@@ -5,7 +5,8 @@ local targets = require "spec.helpers.targets"
 local cjson = require "cjson"
 
 local P = {}
-for i = 1, 9 do P[i] = targets.port(10 + i) end
+for i = 1, 10 do P[i] = targets.port(10 + i) end
+local TLS = P[10] -- openssl s_server -www
 local DEAD = P[9] -- nothing listens there
 local function addr(p) return "127.0.0.1:" .. p end
 
@@ -48,8 +49,25 @@ describe("balancer health", function()
     assert(helpers.start_kong { database = "off", nginx_worker_processes = 1 })
   end
 
+  local tls_pid
+
+  -- an HTTPS target: openssl s_server with a self-signed certificate
+  local function start_tls()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. " && openssl req -x509 -newkey rsa:2048 -nodes "
+                      .. "-subj /CN=localhost -days 1 -keyout " .. dir .. "/k.pem -out "
+                      .. dir .. "/c.pem >/dev/null 2>&1"))
+    local f = io.popen("openssl s_server -quiet -www -accept " .. TLS .. " -cert " .. dir
+                       .. "/c.pem -key " .. dir .. "/k.pem >/dev/null 2>&1 & echo $!")
+    tls_pid = tonumber(f:read("*l"))
+    f:close()
+    helpers.wait_until(function() return helpers.can_connect("127.0.0.1", TLS) end, 10)
+  end
+
   lazy_setup(function()
     for i = 1, 6 do pids[i] = targets.start(P[i]) end
+    start_tls()
     bp = helpers.get_db_utils("off")
     upstream("retry", nil, { DEAD, P[1] })
     upstream("noretry", nil, { DEAD, P[1] }, { retries = 0 })
@@ -74,6 +92,14 @@ describe("balancer health", function()
         unhealthy = { interval = 0.1, tcp_failures = 2 },
       } } }, { P[5], DEAD })
     upstream("manual", nil, { P[5], P[6] })
+    for _, verify in ipairs({ false, true }) do
+      upstream(verify and "tlsverify" or "tls", { healthchecks = { active = {
+          type = "https",
+          https_verify_certificate = verify,
+          healthy = { interval = 0.1, successes = 1 },
+          unhealthy = { interval = 0.1, tcp_failures = 1 },
+        } } }, { TLS })
+    end
     upstream("keep", { healthchecks = { passive = { unhealthy = { tcp_failures = 1 } } } },
              { P[5], P[6] })
     start()
@@ -82,6 +108,7 @@ describe("balancer health", function()
   lazy_teardown(function()
     helpers.stop_kong()
     for i, pid in pairs(pids) do targets.stop(pid, P[i]) end
+    targets.stop(tls_pid, TLS)
   end)
 
   describe("retries", function()
@@ -159,6 +186,14 @@ describe("balancer health", function()
       local st, _, res = targets.get("/active500")
       assert.equal(503, st)
       assert.equal(NO_PEER, cjson.decode(res.body).message)
+    end)
+
+    it("probe https targets, verifying their certificate when asked", function()
+      -- a self-signed certificate fails verification
+      targets.wait_health("tlsverify", addr(TLS), "UNHEALTHY")
+      -- without verification, the probes' 200 re-admits a target set unhealthy
+      assert.equal(204, (targets.admin("PUT", "/upstreams/tls/targets/" .. addr(TLS) .. "/unhealthy")))
+      targets.wait_health("tls", addr(TLS), "HEALTHY")
     end)
 
     it("probe with tcp connects", function()
