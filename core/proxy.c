@@ -118,18 +118,64 @@ static void up_free(tg_upconn_t *u)
     free(u);
 }
 
+/* The idle pool: one list of every idle connection, newest first (the oldest
+ * goes when the pool is full), and per address bucket the same connections,
+ * so that finding one for a target does not walk the others'. */
+static uint8_t up_bucket(const struct sockaddr_storage *a, socklen_t len)
+{
+    const unsigned char *b = (const unsigned char *)a;
+    uint32_t h = 2166136261u;
+    for (socklen_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return (uint8_t)(h ^ (h >> 8) ^ (h >> 16) ^ (h >> 24));
+}
+
+static void pool_unlink(tg_worker_t *w, tg_upconn_t *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        w->idle_up = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    else
+        w->idle_up_tail = u->prev;
+    if (u->bprev)
+        u->bprev->bnext = u->bnext;
+    else
+        w->idle_bucket[u->bucket] = u->bnext;
+    if (u->bnext)
+        u->bnext->bprev = u->bprev;
+    u->next = u->prev = u->bnext = u->bprev = NULL;
+    u->pooled = false;
+    w->nidle_up--;
+}
+
+static void pool_push(tg_worker_t *w, tg_upconn_t *u)
+{
+    u->prev = NULL;
+    u->next = w->idle_up;
+    if (w->idle_up)
+        w->idle_up->prev = u;
+    else
+        w->idle_up_tail = u;
+    w->idle_up = u;
+    u->bucket = up_bucket(&u->addr, u->addrlen);
+    u->bprev = NULL;
+    u->bnext = w->idle_bucket[u->bucket];
+    if (u->bnext)
+        u->bnext->bprev = u;
+    w->idle_bucket[u->bucket] = u;
+    u->pooled = true;
+    w->nidle_up++;
+}
+
 /* A pooled connection that became readable (closed by the upstream) or
  * stayed idle too long leaves the pool. */
 static void up_idle_drop(tg_upconn_t *u)
 {
-    tg_worker_t *w = u->w;
-    tg_upconn_t **pp = &w->idle_up;
-    while (*pp && *pp != u)
-        pp = &(*pp)->next;
-    if (*pp) {
-        *pp = u->next;
-        w->nidle_up--;
-    }
+    if (u->pooled)
+        pool_unlink(u->w, u);
     up_free(u);
 }
 
@@ -157,13 +203,8 @@ static void up_release(tg_conn_t *c, bool reusable)
         return;
     }
     if ((int)w->nidle_up >= conf->upstream_keepalive_pool_size) {
-        /* drop the oldest (the tail) */
-        tg_upconn_t **pp = &w->idle_up;
-        while ((*pp)->next)
-            pp = &(*pp)->next;
-        tg_upconn_t *old = *pp;
-        *pp = NULL;
-        w->nidle_up--;
+        tg_upconn_t *old = w->idle_up_tail; /* the oldest */
+        pool_unlink(w, old);
         up_free(old);
     }
     tg_buf_reset(&u->in);
@@ -173,20 +214,15 @@ static void up_release(tg_conn_t *c, bool reusable)
                                   ? conf->upstream_keepalive_idle_timeout_ms
                                   : 60000);
     event_add(&u->idle_timer, &tv);
-    u->next = w->idle_up;
-    w->idle_up = u;
-    w->nidle_up++;
+    pool_push(w, u);
 }
 
 static tg_upconn_t *up_take_idle(tg_worker_t *w, const tg_target_t *t)
 {
-    for (tg_upconn_t **pp = &w->idle_up; *pp; pp = &(*pp)->next) {
-        tg_upconn_t *u = *pp;
+    for (tg_upconn_t *u = w->idle_bucket[up_bucket(&t->addr, t->addrlen)]; u; u = u->bnext) {
         if (u->addrlen == t->addrlen && memcmp(&u->addr, &t->addr, t->addrlen) == 0) {
-            *pp = u->next;
-            w->nidle_up--;
+            pool_unlink(w, u);
             event_del(&u->idle_timer);
-            u->next = NULL;
             u->reused = true;
             u->read_pending = false;
             return u;
@@ -1994,10 +2030,9 @@ void tg_proxy_close_idle(tg_worker_t *w)
     }
     while (w->idle_up) {
         tg_upconn_t *u = w->idle_up;
-        w->idle_up = u->next;
+        pool_unlink(w, u);
         up_free(u);
     }
-    w->nidle_up = 0;
 }
 
 size_t tg_proxy_live(tg_worker_t *w)

@@ -45,7 +45,13 @@ enum {
 enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
 
 struct tg_upconn_s {
-    tg_upconn_t *next;
+    /* the keepalive pool: every idle connection (newest first), and those of
+     * one address bucket; `pooled` while in both */
+    tg_upconn_t *next, *prev, *bnext, *bprev;
+    bool pooled;
+    uint8_t bucket;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
     tg_worker_t *w;
     int fd;
     /* registered once (edge-triggered, persistent): no epoll_ctl per request */
@@ -53,8 +59,6 @@ struct tg_upconn_s {
     struct event idle_timer; /* keepalive idle timeout while pooled */
     bool read_pending;       /* an edge was left unread (bounded read-ahead) */
     bool want_write;         /* a write edge matters (connect, a send that blocked) */
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
     tg_buf_t in;
     int requests;
     int64_t idle_since;
