@@ -64,6 +64,8 @@ describe("balancer algorithms", function()
              { paths = { "/lc" } })
     upstream("lat", { algorithm = "latency" }, { { 1, 100 }, { 5, 100 } },
              { paths = { "/lat" } })
+    upstream("hosthdr", { host_header = "example.test:8080" }, { { 1, 100 } },
+             { paths = { "/hosthdr" } })
     assert(helpers.start_kong {
       database = "off",
       nginx_worker_processes = 1,
@@ -83,6 +85,16 @@ describe("balancer algorithms", function()
       assert.equal(100, by[P[1]])
       assert.equal(200, by[P[2]])
       assert.is_nil(by[P[3]])
+    end)
+  end)
+
+  describe("the Host sent upstream", function()
+    it("is the target's host and port, or the upstream's host_header", function()
+      local st, port, res = targets.get("/rr")
+      assert.equal(200, st)
+      assert.equal("127.0.0.1:" .. port, cjson.decode(res.body).headers.host)
+      local _, _, res2 = targets.get("/hosthdr")
+      assert.equal("example.test:8080", cjson.decode(res2.body).headers.host)
     end)
   end)
 
