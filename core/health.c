@@ -382,7 +382,8 @@ void tg_health_set(tg_health_upstream_t *hu, tg_health_target_t *t, bool healthy
 
 /* --------------------------------------------------------------- probes -- */
 
-typedef struct {
+typedef struct probe_s {
+    struct probe_s *next, *prev; /* the probes in flight */
     tg_health_upstream_t *hu;
     tg_health_target_t *t;
     int fd;
@@ -396,9 +397,29 @@ typedef struct {
 } probe_t;
 
 static struct event_base *pbase;
+static probe_t *inflight_probes;
 static SSL_CTX *ssl_verify_ctx, *ssl_noverify_ctx;
 
 static void probe_next(tg_health_upstream_t *hu);
+
+static void probe_free(probe_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        inflight_probes = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    if (p->ssl)
+        SSL_free(p->ssl);
+    if (p->ev)
+        event_free(p->ev);
+    if (p->fd >= 0)
+        close(p->fd);
+    p->t->probing = false;
+    p->hu->inflight--;
+    free(p);
+}
 
 static void probe_done(probe_t *p, int event, int status)
 {
@@ -415,15 +436,7 @@ static void probe_done(probe_t *p, int event, int status)
     if (event >= 0 && hu->probing)
         count(hu, p->t, event, hc->healthy_successes, hc->tcp_failures, hc->timeouts,
               hc->http_failures, "active");
-    if (p->ssl)
-        SSL_free(p->ssl);
-    if (p->ev)
-        event_free(p->ev);
-    if (p->fd >= 0)
-        close(p->fd);
-    p->t->probing = false;
-    hu->inflight--;
-    free(p);
+    probe_free(p);
     probe_next(hu);
     tg_health_release(hu);
 }
@@ -582,6 +595,10 @@ static void probe_start(tg_health_upstream_t *hu, tg_health_target_t *t)
     p->hu = hu;
     p->t = t;
     p->fd = -1;
+    p->next = inflight_probes;
+    if (p->next)
+        p->next->prev = p;
+    inflight_probes = p;
     atomic_fetch_add(&hu->refs, 1);
     hu->inflight++;
     t->probing = true;
@@ -741,6 +758,11 @@ void tg_health_sync(struct event_base *base, const tg_health_probe_set_t *list, 
 
 void tg_health_shutdown(void)
 {
+    while (inflight_probes) {
+        tg_health_upstream_t *hu = inflight_probes->hu;
+        probe_free(inflight_probes);
+        tg_health_release(hu);
+    }
     tg_health_sync(pbase, NULL, 0);
     free(probed);
     probed = NULL;

@@ -92,6 +92,7 @@ describe("balancer health", function()
         unhealthy = { interval = 0.1, tcp_failures = 2 },
       } } }, { P[5], DEAD })
     upstream("manual", nil, { P[5], P[6] })
+    upstream("empty", nil, {})
     for _, verify in ipairs({ false, true }) do
       upstream(verify and "tlsverify" or "tls", { healthchecks = { active = {
           type = "https",
@@ -200,6 +201,12 @@ describe("balancer health", function()
       targets.wait_health("activetcp", addr(DEAD), "UNHEALTHY")
       assert.equal("HEALTHY", targets.health("activetcp")[addr(P[5])])
     end)
+  end)
+
+  it("an upstream without targets answers 503", function()
+    local st, _, res = targets.get("/empty")
+    assert.equal(503, st)
+    assert.equal(NO_PEER, cjson.decode(res.body).message)
   end)
 
   describe("Admin API", function()
