@@ -322,6 +322,7 @@ int tg_upstreams_build(lua_State *L, int upstreams, int targets, tg_target_resol
         lua_getfield(L, r, "healthchecks");
         tg_healthchecks_from_lua(L, -1, &hc);
         lua_pop(L, 1);
+        hc.host_header = u->host_header ? strdup(u->host_header) : NULL;
         uint64_t fp = tg_health_fingerprint(L, r, FINGERPRINT_SKIP);
         u->health = tg_health_acquire(u->id, u->name, fp, &hc);
         u->health_used = tg_healthchecks_used(tg_health_checks(u->health));

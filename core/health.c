@@ -172,6 +172,9 @@ void tg_healthchecks_from_lua(lua_State *L, int idx, tg_healthchecks_t *hc)
     statuses(L, au, "http_statuses", &hc->unhealthy_statuses, ACTIVE_UNHEALTHY,
              TG_ARRAY_SIZE(ACTIVE_UNHEALTHY));
     int p = sub(L, hcs, "passive");
+    t = str(L, p, "type");
+    hc->p_tcp = check_type(t) == TG_HC_TCP;
+    free(t);
     int ph = sub(L, p, "healthy");
     hc->p_successes = (int)num(L, ph, "successes", 0);
     statuses(L, ph, "http_statuses", &hc->p_healthy_statuses, PASSIVE_HEALTHY,
@@ -191,6 +194,7 @@ void tg_healthchecks_clear(tg_healthchecks_t *hc)
     free(hc->http_path);
     free(hc->https_sni);
     free(hc->headers);
+    free(hc->host_header);
     memset(hc, 0, sizeof(*hc));
 }
 
@@ -349,6 +353,8 @@ void tg_health_passive(tg_health_upstream_t *hu, tg_health_target_t *t, int even
 {
     const tg_healthchecks_t *hc = &hu->hc;
     if (status) {
+        if (hc->p_tcp)
+            return;
         if (tg_status_in(&hc->p_unhealthy_statuses, status))
             event = TG_HEV_HTTP_FAILURE;
         else if (tg_status_in(&hc->p_healthy_statuses, status))
@@ -603,15 +609,11 @@ static void probe_start(tg_health_upstream_t *hu, tg_health_target_t *t)
     hu->inflight++;
     t->probing = true;
     if (hc->active_type != TG_HC_TCP) {
-        char hosthdr[300];
-        bool dflt = (hc->active_type == TG_HC_HTTP && t->port == 80) ||
-                    (hc->active_type == TG_HC_HTTPS && t->port == 443);
-        if (dflt)
-            snprintf(hosthdr, sizeof(hosthdr), "%s", t->host);
-        else
-            snprintf(hosthdr, sizeof(hosthdr), "%s:%u", t->host, t->port);
+        /* as lua-resty-healthcheck: Host is the upstream's host_header, else
+         * the target's host, without a port */
         int n = snprintf(p->req, sizeof(p->req), "GET %s HTTP/1.0\r\n%sHost: %s\r\n\r\n",
-                         hc->http_path, hc->headers ? hc->headers : "", hosthdr);
+                         hc->http_path, hc->headers ? hc->headers : "",
+                         hc->host_header ? hc->host_header : t->host);
         p->req_len = n > 0 && (size_t)n < sizeof(p->req) ? (size_t)n : 0;
     }
     p->fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -44,10 +44,12 @@ typedef struct {
     char *http_path, *https_sni;
     bool https_verify;
     char *headers; /* "Name: value\r\n"..., NULL when none */
+    char *host_header; /* the upstream's host_header: Host of the probes (else the target's host) */
     double healthy_interval, unhealthy_interval; /* s, 0 = off */
     tg_status_set_t healthy_statuses, unhealthy_statuses;
     int healthy_successes, tcp_failures, timeouts, http_failures;
     /* passive */
+    bool p_tcp; /* passive.type = tcp: HTTP statuses are not counted */
     tg_status_set_t p_healthy_statuses, p_unhealthy_statuses;
     int p_successes, p_tcp_failures, p_timeouts, p_http_failures;
     double threshold; /* % of weight that must be healthy, 0 = off */

@@ -231,6 +231,7 @@ describe("balancer health", function()
       assert.equal("HEALTHY", body3.data.health)
       assert.equal(rows.passive.upstream.id, body3.data.id)
       assert.same({ total = 200, available = 100, unavailable = 100 }, body3.data.details.weight)
+      assert.equal(2, #body3.data.details.hosts)
       assert.equal(404, (targets.admin("GET", "/upstreams/nope/health")))
     end)
 

@@ -547,6 +547,16 @@ end
 
 local HEALTH_STATES = { HEALTHY = true, UNHEALTHY = true }
 
+-- Kong's getTargetStatus: one target of the balancer
+local function target_status(h)
+  local avail = h.available and h.weight or 0
+  return {
+    host = h.host, port = h.port, nodeWeight = h.weight,
+    weight = { total = h.weight, available = avail, unavailable = h.weight - avail },
+    addresses = h.addresses,
+  }
+end
+
 -- GET /upstreams/{u}/health: the active targets with their health (Kong's
 -- page_for_upstream_with_health), or the balancer's with ?balancer_health=1.
 local function upstream_health(self)
@@ -557,6 +567,11 @@ local function upstream_health(self)
   if tostring(http.first(self.args.balancer_health)) == "1" then
     local balancer_health = info and info.healthy and "HEALTHY" or "UNHEALTHY"
     local total, available = info and info.total or 0, info and info.available or 0
+    local hosts = http.array()
+    local names = {}
+    for name in pairs(info and info.targets or {}) do names[#names + 1] = name end
+    sort(names)
+    for _, name in ipairs(names) do hosts[#hosts + 1] = target_status(info.targets[name]) end
     return http.response(200, {
       data = {
         health = info and info.used and balancer_health or "HEALTHCHECKS_OFF",
@@ -565,6 +580,7 @@ local function upstream_health(self)
         details = {
           healthy = info and info.healthy or false,
           weight = { total = total, available = available, unavailable = total - available },
+          hosts = hosts,
         },
       },
       next = null,
@@ -593,12 +609,7 @@ local function upstream_health(self)
             t.health = a.health
           end
         end
-        local avail = h.available and h.weight or 0
-        t.data = {
-          host = h.host, port = h.port, nodeWeight = h.weight,
-          weight = { total = h.weight, available = avail, unavailable = h.weight - avail },
-          addresses = h.addresses,
-        }
+        t.data = target_status(h)
       else
         t.health = "DNS_ERROR"
       end
