@@ -1350,9 +1350,9 @@ static void up_io(tg_conn_t *c, short what)
         }
         tg_log(TG_LOG_ERR, "upstream %s closed the connection before sending a response",
                c->target->name);
-        tg__lb_report(c, TG_HEV_TCP_FAILURE, 0);
-        up_release(c, false);
-        respond_error(c, 502, NULL, false, !c->body_done);
+        /* no byte of the answer came: as nginx's proxy_next_upstream error,
+         * another target when the request may be sent again */
+        upstream_failed(c, 502, "closed before a response");
         return;
     }
     c->res.headers = c->res_headers;

@@ -67,11 +67,13 @@ describe("balancer health", function()
 
   lazy_setup(function()
     for i = 1, 6 do pids[i] = targets.start(P[i]) end
+    pids[7] = targets.start(P[7], { close = true })
     start_tls()
     bp = helpers.get_db_utils("off")
     upstream("retry", nil, { DEAD, P[1] })
     upstream("noretry", nil, { DEAD, P[1] }, { retries = 0 })
     upstream("slow", nil, { P[1] }, { read_timeout = 300 })
+    upstream("closing", nil, { P[7], P[1] })
     upstream("passive", { healthchecks = { passive = { unhealthy = { tcp_failures = 1 } } } },
              { DEAD, P[1] })
     upstream("p500", { healthchecks = { passive = { unhealthy = { http_failures = 2 } } } },
@@ -134,7 +136,27 @@ describe("balancer health", function()
       assert.equal(10, by[P[1]])
     end)
 
-    it("never resend a request the upstream received", function()
+    it("resend an idempotent request closed on before any answer, never a sent POST", function()
+      echo_reset(P[7])
+      -- round-robin: each request tries the closing target first, then the other
+      assert.same({ [P[1]] = 20 }, targets.spread(20, "/closing"))
+      assert.equal(20, echo_count(P[7]))
+      echo_reset(P[7])
+      echo_reset(P[1])
+      -- a POST that failed is answered 502 (the next one starts at the other target)
+      local statuses = {}
+      for _ = 1, 4 do
+        local c = helpers.proxy_client(10000)
+        local res = assert(c:send { method = "POST", path = "/closing", body = "abc" })
+        c:close()
+        statuses[res.status] = (statuses[res.status] or 0) + 1
+      end
+      assert.same({ [200] = 2, [502] = 2 }, statuses)
+      assert.equal(2, echo_count(P[7]))
+      assert.equal(2, echo_count(P[1])) -- none of the failed ones was sent again
+    end)
+
+    it("never resend a request whose answer timed out", function()
       echo_reset(P[1])
       local st = targets.get("/slow/delay/2")
       assert.equal(504, st)

@@ -4,7 +4,8 @@
 --
 --   local targets = require "spec.helpers.targets"
 --   local port = targets.port(1)           -- TOLLGATE_SPEC_PORT + 6600 + 1
---   local pid = targets.start(port)        -- or targets.start(port, { delay = 0.05 })
+--   local pid = targets.start(port)        -- or { delay = 0.05 }, or { close = true }
+--                                          -- (closes instead of answering)
 --   targets.stop(pid)                      -- SIGKILL, waits until the port is closed
 --   local by_port = targets.spread(100, "/path")  -- { [port] = answers }
 local helpers = require "spec.helpers"
@@ -23,6 +24,7 @@ function _M.start(port, opts)
   opts = opts or {}
   local cmd = helpers.shell_quote(helpers.echo_server_bin)
               .. (opts.delay and (" -d " .. opts.delay) or "")
+              .. (opts.close and " -z" or "")
               .. " " .. port .. " >/dev/null 2>&1 & echo $!"
   local f = io.popen(cmd)
   local pid = tonumber(f:read("*l"))
