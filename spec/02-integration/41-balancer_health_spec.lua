@@ -274,6 +274,15 @@ describe("balancer health", function()
       local by = targets.spread(10, "/manual")
       assert.equal(5, by[P[5]])
       assert.equal(5, by[P[6]])
+      -- one address of a target
+      assert.equal(204, (targets.admin("PUT", "/upstreams/manual/targets/" .. t5 .. "/" .. t5
+                                              .. "/unhealthy")))
+      assert.same({ [P[6]] = 4 }, targets.spread(4, "/manual"))
+      assert.equal(204, (targets.admin("PUT", "/upstreams/manual/targets/" .. t5 .. "/" .. t5
+                                              .. "/healthy")))
+      assert.equal(2, targets.spread(4, "/manual")[P[5]])
+      assert.equal(400, (targets.admin("PUT", "/upstreams/manual/targets/" .. t5
+                                              .. "/10.1.1.1:80/healthy")))
       assert.equal(404, (targets.admin("PUT", "/upstreams/manual/targets/127.0.0.1:1/healthy")))
       assert.equal(404, (targets.admin("PUT", "/upstreams/nope/targets/" .. t5 .. "/healthy")))
     end)
