@@ -95,6 +95,7 @@ describe("balancer health", function()
       } } }, { P[5], DEAD })
     upstream("manual", nil, { P[5], P[6] })
     upstream("empty", nil, {})
+    upstream("threshold", { healthchecks = { threshold = 60 } }, { P[5], P[6] })
     for _, verify in ipairs({ false, true }) do
       upstream(verify and "tlsverify" or "tls", { healthchecks = { active = {
           type = "https",
@@ -229,6 +230,20 @@ describe("balancer health", function()
     local st, _, res = targets.get("/empty")
     assert.equal(503, st)
     assert.equal(NO_PEER, cjson.decode(res.body).message)
+  end)
+
+  it("answers 503 once the healthy weight falls under healthchecks.threshold", function()
+    assert.equal(200, (targets.get("/threshold")))
+    assert.equal(204, (targets.admin("PUT", "/upstreams/threshold/targets/" .. addr(P[5])
+                                            .. "/unhealthy")))
+    local st, _, res = targets.get("/threshold")
+    assert.equal(503, st)
+    assert.equal(NO_PEER, cjson.decode(res.body).message)
+    local _, body = targets.admin("GET", "/upstreams/threshold/health?balancer_health=1")
+    assert.equal("UNHEALTHY", body.data.balancer_health)
+    assert.equal(204, (targets.admin("PUT", "/upstreams/threshold/targets/" .. addr(P[5])
+                                            .. "/healthy")))
+    assert.equal(200, (targets.get("/threshold")))
   end)
 
   describe("Admin API", function()
