@@ -466,12 +466,14 @@ end
 
 -- Kong's page_for_upstream: newest first, one row per target address,
 -- numeric offsets.
-local function targets_page(self, raw)
+--
+-- targets_slice(self, raw) -> data, next_offset, upstream | nil, error response
+local function targets_slice(self, raw)
   local targets = entities.get("targets")
   local upstream = select(entities.get("upstreams"), self.params.upstreams, self.ws.id)
-  if not upstream then return http.not_found() end
+  if not upstream then return nil, http.not_found() end
   local size, err = page_size(self.args)
-  if not size then return err end
+  if not size then return nil, err end
   local rows = list(targets, self.ws.id, function(row)
     return type(row.upstream) == "table" and row.upstream.id == upstream.id
   end)
@@ -492,7 +494,7 @@ local function targets_page(self, raw)
   if offset ~= nil then
     from = tonumber(offset)
     if not from or from < 0 or floor(from) ~= from then
-      return invalid_offset(tostring(offset), "bad offset string")
+      return nil, invalid_offset(tostring(offset), "bad offset string")
     end
   end
   local data = http.array()
@@ -504,6 +506,12 @@ local function targets_page(self, raw)
   if active[from + size + 1] then
     next_offset = tostring(from + size)
   end
+  return data, next_offset, upstream
+end
+
+local function targets_page(self, raw)
+  local data, next_offset = targets_slice(self, raw)
+  if not data then return next_offset end
   local next_page = next_offset and fmt("%s/upstreams/%s%s?offset=%s", self.prefix,
                                         self.raw.upstreams, raw and "/targets/all" or "/targets",
                                         http.escape_uri(next_offset))
@@ -558,10 +566,11 @@ local function target_status(h)
 end
 
 -- GET /upstreams/{u}/health: the active targets with their health (Kong's
--- page_for_upstream_with_health), or the balancer's with ?balancer_health=1.
+-- page_for_upstream_with_health, paged as /targets), or the balancer's with
+-- ?balancer_health=1.
 local function upstream_health(self)
-  local upstream = select(entities.get("upstreams"), self.params.upstreams, self.ws.id)
-  if not upstream then return http.not_found() end
+  local rows, next_offset, upstream = targets_slice(self, false)
+  if not rows then return next_offset end
   local node_id = require("tollgate.admin.kong").node_id()
   local info = require("tollgate.c.balancer").health(upstream.id)
   if tostring(http.first(self.args.balancer_health)) == "1" then
@@ -587,36 +596,31 @@ local function upstream_health(self)
       node_id = node_id,
     })
   end
-  local rows = list(entities.get("targets"), self.ws.id, function(row)
-    return type(row.upstream) == "table" and row.upstream.id == upstream.id
-  end)
-  sort(rows, sort_targets)
-  local data, seen = http.array(), {}
-  for i = #rows, 1, -1 do
-    local row = rows[i]
-    if not seen[row.target] then
-      seen[row.target] = true
-      local t = {}
-      for k, v in pairs(row) do t[k] = v end
-      local h = info and info.targets[row.target]
-      if h then
-        t.health = "HEALTHCHECKS_OFF"
-        for _, a in ipairs(h.addresses) do
-          if a.health == "HEALTHY" then
-            t.health = "HEALTHY"
-            break
-          elseif HEALTH_STATES[a.health] then
-            t.health = a.health
-          end
+  local data = http.array()
+  for _, row in ipairs(rows) do
+    local t = {}
+    for k, v in pairs(row) do t[k] = v end
+    local h = info and info.targets[row.target]
+    if h then
+      t.health = "HEALTHCHECKS_OFF"
+      for _, a in ipairs(h.addresses) do
+        if a.health == "HEALTHY" then
+          t.health = "HEALTHY"
+          break
+        elseif HEALTH_STATES[a.health] then
+          t.health = a.health
         end
-        t.data = target_status(h)
-      else
-        t.health = "DNS_ERROR"
       end
-      data[#data + 1] = t
+      t.data = target_status(h)
+    else
+      t.health = "DNS_ERROR"
     end
+    data[#data + 1] = t
   end
-  return http.response(200, { data = data, next = null, node_id = node_id })
+  local next_page = next_offset and fmt("%s/upstreams/%s/health?offset=%s", self.prefix,
+                                        self.raw.upstreams, http.escape_uri(next_offset))
+  return http.response(200, { data = data, offset = next_offset, next = next_page or null,
+                              node_id = node_id })
 end
 
 -- /certificates/{certificates}: a key that is not a UUID names an SNI.
