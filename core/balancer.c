@@ -271,6 +271,15 @@ static void build_targets(lua_State *L, int targets, int list, tg_upstream_t *u,
         tt->host = strdup(host);
         tt->port = port;
         tt->seed = tg_balancer_hash(target, strlen(target));
+        char hh[300];
+        if (u->host_header)
+            snprintf(hh, sizeof(hh), "%s", u->host_header);
+        else if (port == 80 || port == 443)
+            snprintf(hh, sizeof(hh), "%s", host);
+        else
+            snprintf(hh, sizeof(hh), "%s:%u", host, port);
+        tt->host_header = strdup(hh);
+        tt->host_header_len = strlen(hh);
         tt->health = tg_health_target(u->health, (struct sockaddr *)&tt->addr, tt->addrlen, host);
         u->ntargets++;
     }
@@ -352,6 +361,7 @@ void tg_upstreams_free(tg_upstream_t *ups, size_t n)
             free(t->id);
             free(t->target);
             free(t->host);
+            free(t->host_header);
         }
         free(u->targets);
         free(u->wheel);

@@ -294,18 +294,11 @@ void tg__lb_done(tg_conn_t *c)
     c->lb_cookie[0] = 0;
 }
 
-/* The Host sent upstream for a balanced request without preserve_host: the
- * upstream's host_header, else the target's host (and port unless 80/443). */
-size_t tg__lb_host(tg_conn_t *c, char *buf, size_t cap)
+/* The Host sent upstream for a balanced request without preserve_host (built
+ * with the target: the upstream's host_header, else the target's host and
+ * port unless 80/443). */
+const char *tg__lb_host(tg_conn_t *c, size_t *len)
 {
-    tg_upstream_t *u = c->lb_up;
-    const tg_target_t *t = c->target;
-    int n;
-    if (u->host_header)
-        n = snprintf(buf, cap, "%s", u->host_header);
-    else if (t->port == 80 || t->port == 443)
-        n = snprintf(buf, cap, "%s", t->host);
-    else
-        n = snprintf(buf, cap, "%s:%u", t->host, t->port);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    *len = c->target->host_header_len;
+    return c->target->host_header;
 }

@@ -707,11 +707,11 @@ static int build_upstream_head(tg_conn_t *c)
             tg_buf_append(o, c->req.query, c->req.query_len);
     }
     tg_buf_append_lit(o, " HTTP/1.1\r\nHost: ");
-    char lbhost[300];
+    const char *lbhost;
     size_t lbhost_len;
     if (r->preserve_host && c->req.host)
         tg_buf_append(o, c->req.host, c->req.host_len);
-    else if (c->lb_up && (lbhost_len = tg__lb_host(c, lbhost, sizeof(lbhost))) > 0)
+    else if (c->lb_up && (lbhost = tg__lb_host(c, &lbhost_len)) != NULL)
         tg_buf_append(o, lbhost, lbhost_len);
     else
         tg_buf_append(o, s->host_header, s->host_header_len);

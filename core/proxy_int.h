@@ -170,6 +170,6 @@ tg_target_t *tg__lb_pick(tg_conn_t *c);
 void tg__lb_report(tg_conn_t *c, int event, int status); /* passive health (TG_HEV_*) */
 void tg__lb_response(tg_conn_t *c, tg_buf_t *o); /* latency; Set-Cookie of the hash cookie */
 void tg__lb_done(tg_conn_t *c);
-size_t tg__lb_host(tg_conn_t *c, char *buf, size_t cap);
+const char *tg__lb_host(tg_conn_t *c, size_t *len);
 
 #endif

@@ -28,6 +28,8 @@ typedef struct {
     /* an upstream's target (balancer.c) */
     char *id, *target, *host; /* the row's id, its `target` as configured, its host */
     uint16_t port;
+    char *host_header; /* the Host sent to it: the upstream's host_header, else host[:port] */
+    size_t host_header_len;
     uint64_t seed; /* hash of `target`: its consistent-hashing identity */
     struct tg_health_target_s *health;
 } tg_target_t;
