@@ -1,5 +1,7 @@
 /* control.c: the control thread's lua_State, config loading and publishing. */
 #include "control.h"
+#include "balancer.h"
+#include "health.h"
 #include "log.h"
 #include "lua_vm.h"
 #include "snapshot.h"
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 static lua_State *CL;
+static struct event_base *cbase;
 static const tg_conf_t *cconf;
 /* The declarative files in force: the start's, then those of the effective
  * configuration a reload wrote (.tollgate_env). */
@@ -49,6 +52,13 @@ static int l_apply(lua_State *L)
     tg_dns_wait(5000); /* its names answer from the first request */
     tg_snapshot_publish(s);
     tg_workers_notify();
+    /* active health checks follow the published upstreams */
+    s = tg_snapshot_current();
+    tg_health_probe_set_t *ps = NULL;
+    size_t nps = tg_balancer_probe_set(s->upstreams, s->nupstreams, &ps);
+    tg_health_sync(cbase, ps, nps);
+    tg_balancer_probe_set_free(ps, nps);
+    tg_snapshot_unref(s);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -144,7 +154,7 @@ static int load_declarative(char *err, size_t errlen)
 
 int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, size_t errlen)
 {
-    TG_UNUSED(base);
+    cbase = base;
     cconf = conf;
     CL = tg_lua_new_state(conf->lua_package_path);
     if (!CL) {
@@ -194,6 +204,7 @@ int tg_control_reload(void)
 
 void tg_control_shutdown(void)
 {
+    tg_health_shutdown();
     if (CL)
         lua_close(CL);
     CL = NULL;
