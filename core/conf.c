@@ -212,9 +212,9 @@ static const keydef_t keys[] = {
 
     U("db_update_frequency", "5", K_NUM),
     U("db_update_propagation", "0", K_NUM),
-    U("db_cache_ttl", "0", K_NUM),
-    U("db_cache_neg_ttl", NULL, K_NUM),
-    U("db_resurrect_ttl", "30", K_NUM),
+    I("db_cache_ttl", "0", K_NUM),
+    I("db_cache_neg_ttl", NULL, K_NUM),
+    I("db_resurrect_ttl", "30", K_NUM),
     U("db_cache_warmup_entities", "services", K_LIST),
 
     I("dns_resolver", NULL, K_LIST),
