@@ -286,8 +286,11 @@ static const struct {
     {"kong_secrets", 5u << 20},
 };
 
+static bool kong_defined;
+
 static void define_kong(size_t mem_cache_size, bool prometheus)
 {
+    kong_defined = true;
     for (size_t i = 0; i < TG_ARRAY_SIZE(kong_dicts); i++)
         tg_shdict_define(kong_dicts[i].name, kong_dicts[i].size ? kong_dicts[i].size
                                                                 : mem_cache_size);
@@ -409,7 +412,7 @@ void tg_shdict_ensure(void)
 {
     static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&once);
-    if (ndicts == 0)
+    if (!kong_defined)
         define_kong(128u << 20, true);
     pthread_mutex_unlock(&once);
 }

@@ -52,7 +52,7 @@ int tg_shdict_define(const char *name, size_t capacity);
 /* ---- FFI ABI (thread-safe) ---- */
 
 /* For `tollgate lua`/`busted`: declares Kong's dicts with their default sizes
- * when nothing was declared yet. */
+ * unless tg_shdict_setup did. */
 void tg_shdict_ensure(void);
 int tg_shdict_count(void);
 const char *tg_shdict_name_at(int i);

@@ -71,6 +71,11 @@ local cache, cache_size = {}, 0
 local cache_max = 1024
 local match_limit = 0
 
+--- How many regexes "o" keeps compiled.
+function M.cache_count()
+  return cache_size
+end
+
 --- Settings from kong.configuration (nginx_http_lua_regex_cache_max_entries,
 -- nginx_http_lua_regex_match_limit).
 function M.configure(conf)
@@ -311,7 +316,7 @@ local function compile_template(s)
       end
       t[#t + 1] = concat(lit)
       lit = {}
-      t[#t + 1] = find(name, "^%d+$") and tonumber(name) or name
+      t[#t + 1] = find(name, "^%d+$") and tonumber(name) or { name }
       i = close + 1
     else
       local digits = s:match("^%d+", d + 1)
@@ -336,12 +341,12 @@ local function expand(t, c, subj, rc, out)
       out[#out + 1] = part
     else
       local g = part
-      if type(g) == "string" then
+      if type(g) == "table" then
         g = nil
         local names = c.names
         for k = 1, names and #names or 0 do
           local name, group = names[k][1], names[k][2]
-          if name == part and group < rc and ovec[2 * group] >= 0 then
+          if name == part[1] and group < rc and ovec[2 * group] >= 0 then
             g = group
             break
           end
