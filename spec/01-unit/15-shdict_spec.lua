@@ -1,7 +1,7 @@
 -- ngx.shared.NAME (core/shdict.c through tollgate.shdict): every method of
 -- lua-nginx-module's shared dictionary API, its return values and messages.
 local ffi = require "ffi"
-local socket = require "socket"
+local helpers = require "spec.helpers"
 local shim = require "tollgate.ngx_shim"
 
 ffi.cdef [[ int tg_shdict_define(const char *name, size_t capacity); ]]
@@ -11,11 +11,7 @@ ffi.C.tg_shdict_define("sd_unit", 1024 * 1024)
 
 -- polls f() until it is truthy (5 s at most)
 local function eventually(f)
-  local deadline = socket.gettime() + 5
-  while not f() do
-    assert(socket.gettime() < deadline, "condition not met within 5 s")
-    socket.sleep(0.01)
-  end
+  helpers.wait_until(f, 5, 0.01)
 end
 
 describe("ngx.shared", function()

@@ -2,17 +2,14 @@
 -- kong_db_cache shared dict, negative caching, TTLs, resurrection,
 -- invalidation reaching the other workers' L1. A second instance over the same
 -- dict stands for another worker (its own L1, the same L2).
-local socket = require "socket"
+local helpers = require "spec.helpers"
 local shim = require "tollgate.ngx_shim"
 shim.install()
 local kong_cache = require "kong.cache"
 
+-- polls f() until it is truthy (5 s at most)
 local function eventually(f)
-  local deadline = socket.gettime() + 5
-  while not f() do
-    assert(socket.gettime() < deadline, "condition not met within 5 s")
-    socket.sleep(0.01)
-  end
+  helpers.wait_until(f, 5, 0.01)
 end
 
 local n = 0

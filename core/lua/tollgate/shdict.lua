@@ -10,7 +10,7 @@ local type = type
 local tostring = tostring
 local tonumber = tonumber
 local error = error
-local setmetatable = setmetatable
+local setmetatable, pairs = setmetatable, pairs
 local byte = string.byte
 
 ffi.cdef [[
@@ -174,24 +174,12 @@ function shdict.get_stale(zone, key)
   return get(zone, key, 1)
 end
 
-function shdict.set(zone, key, value, exptime, flags)
-  return store(zone, SET, key, value, exptime, flags)
-end
-
-function shdict.safe_set(zone, key, value, exptime, flags)
-  return store(zone, SET + SAFE, key, value, exptime, flags)
-end
-
-function shdict.add(zone, key, value, exptime, flags)
-  return store(zone, ADD, key, value, exptime, flags)
-end
-
-function shdict.safe_add(zone, key, value, exptime, flags)
-  return store(zone, ADD + SAFE, key, value, exptime, flags)
-end
-
-function shdict.replace(zone, key, value, exptime, flags)
-  return store(zone, REPLACE, key, value, exptime, flags)
+-- ok, err, forcible = dict:set/safe_set/add/safe_add/replace(key, value, exptime?, flags?)
+for name, op in pairs { set = SET, safe_set = SET + SAFE, add = ADD, safe_add = ADD + SAFE,
+                        replace = REPLACE } do
+  shdict[name] = function(zone, key, value, exptime, flags)
+    return store(zone, op, key, value, exptime, flags)
+  end
 end
 
 function shdict.delete(zone, key)
