@@ -25,9 +25,11 @@ local function poll(path, headers, pred, what)
 end
 
 describe("shared dictionaries and kong.cache across workers", function()
+  local bp, s
+
   lazy_setup(function()
-    local bp = helpers.get_db_utils("off", nil, { "sd-cache", "sd-shared" })
-    local s = bp.services:insert { name = "s1" }
+    bp = helpers.get_db_utils("off", nil, { "sd-cache", "sd-shared" })
+    s = bp.services:insert { name = "s1" }
     bp.plugins:insert { name = "sd-cache",
                         route = bp.routes:insert { service = s, paths = { "/cache" } } }
     bp.plugins:insert { name = "sd-cache", config = { ttl = 0.3, neg_ttl = 0.3 },
@@ -191,6 +193,32 @@ describe("shared dictionaries and kong.cache across workers", function()
       assert.is_nil(b.value)
       h["X-Value"] = "arrived"
       poll("/ttl", h, function(_, body) return body.value == "arrived" end)
+    end)
+
+    it("a new configuration flushes the cache of every worker, as Kong's reconfigure",
+       function()
+      local h = { ["X-Key"] = "reload:1", ["X-Value"] = "before" }
+      local seen = {}
+      poll("/cache", h, function(_, body)
+        assert.equal("before", body.value)
+        seen[body.worker] = true
+        return seen[0] and seen[1]
+      end)
+      bp.plugins:insert { name = "sd-cache",
+                          route = bp.routes:insert { service = s, paths = { "/added" } } }
+      assert(helpers.reload_kong())
+      seen = {}
+      poll("/added", { ["X-Key"] = "other", ["X-Value"] = "x" }, function(st, body)
+        if st == 200 then seen[body.worker] = true end
+        return seen[0] and seen[1]
+      end)
+      h["X-Value"] = "after"
+      seen = {}
+      poll("/cache", h, function(_, body)
+        assert.equal("after", body.value)
+        seen[body.worker] = true
+        return seen[0] and seen[1]
+      end)
     end)
 
     it("loader errors answer the plugin's 500 and are not cached", function()

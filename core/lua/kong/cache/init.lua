@@ -450,9 +450,10 @@ function _M:invalidate(key)
   log(ngx.DEBUG, "broadcasting (cluster) invalidation for key: '", key, "'")
 end
 
---- Empties the cache on this node (all workers).
-function _M:purge()
-  if ngx.get_phase() ~= "timer" then
+--- Empties the cache on this node (all workers). (tollgate: `quiet` skips the
+-- notice, for the purge of every configuration change.)
+function _M:purge(quiet)
+  if not quiet and ngx.get_phase() ~= "timer" then
     log(ngx.NOTICE, "purging (local) cache")
   end
   self.lru:flush_all()
