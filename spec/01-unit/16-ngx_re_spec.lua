@@ -71,11 +71,11 @@ describe("ngx.re", function()
       assert.is_nil(re.match("1a2b3c", "[0-9]", nil, ctx))
     end)
 
-    it("fills the given res table", function()
+    it("fills the given res table without clearing it, as OpenResty", function()
       local res = { "old", "older", extra = 1 }
       local m = re.match("ab", "(a)", nil, nil, res)
       assert.equal(res, m)
-      assert.same({ [0] = "a", "a" }, res)
+      assert.same({ [0] = "a", "a", "older", extra = 1 }, res)
     end)
 
     it("answers compile errors and refuses unknown flags", function()

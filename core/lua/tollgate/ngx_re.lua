@@ -12,7 +12,7 @@ local bor, band = bit.bor, bit.band
 local byte, sub, find = string.byte, string.sub, string.find
 local concat = table.concat
 local type, tostring, tonumber, error = type, tostring, tonumber, error
-local rawget, pairs = rawget, pairs
+local rawget = rawget
 
 ffi.cdef [[
   typedef struct tg_re_s tg_re_t;
@@ -148,12 +148,10 @@ local function exec(c, subj, pos)
   return rc
 end
 
+-- The captures table; a given `res` is reused as is (OpenResty does not
+-- clear it: only [0..ncaptures] and the names are written).
 local function captures(c, subj, rc, res)
-  if res then
-    for k in pairs(res) do res[k] = nil end
-  else
-    res = {}
-  end
+  res = res or {}
   local n = band(c.flags, DFA) ~= 0 and 0 or c.ncap
   for i = 0, n do
     local from = i < rc and ovec[2 * i] or -1
