@@ -8,7 +8,7 @@ local lrucache = require "resty.lrucache"
 local buffer = require "string.buffer"
 
 local encode, decode = buffer.encode, buffer.decode
-local type, error, tostring, pairs, xpcall = type, error, tostring, pairs, xpcall
+local type, error, tostring, pairs, xpcall, pcall = type, error, tostring, pairs, xpcall, pcall
 local setmetatable = setmetatable
 local traceback = debug.traceback
 local max = math.max
@@ -190,15 +190,6 @@ local function l2_set(self, key, value, ttl, flags)
   return true
 end
 
-local function can_sleep()
-  local sleep = rawget(ngx, "sleep")
-  if not sleep then
-    return false
-  end
-  local phase = ngx.get_phase()
-  return phase == "rewrite" or phase == "access" or phase == "content" or phase == "timer"
-end
-
 -- One caller runs the callback for a key at a time (across workers). Returns
 -- true when the lock is held, or a value found meanwhile (hit level 2).
 local function lock(self, key)
@@ -206,12 +197,12 @@ local function lock(self, key)
   if self.locks:add(lkey, true, LOCK_EXPTIME) then
     return lkey
   end
-  if not can_sleep() then
-    return false -- cannot wait here: run the callback unlocked
-  end
+  local sleep = rawget(ngx, "sleep")
   local waited, step = 0, 0.001
   while waited < LOCK_TIMEOUT do
-    ngx.sleep(step)
+    if not sleep or not pcall(sleep, step) then
+      return false -- cannot wait here (no timers, or a phase that cannot yield): run unlocked
+    end
     waited = waited + step
     step = step < 0.05 and step * 2 or step
     local v, _, lvl = l2_get(self, key)
