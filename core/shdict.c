@@ -800,6 +800,18 @@ int tg_shdict_get_keys(tg_shdict_t *d, int max, char **out)
     return n;
 }
 
+static uint64_t generation;
+
+uint64_t tg_shdict_generation(void)
+{
+    return __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+}
+
+void tg_shdict_bump_generation(void)
+{
+    __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+}
+
 size_t tg_shdict_capacity(tg_shdict_t *d)
 {
     return d->capacity;

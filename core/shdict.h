@@ -15,6 +15,7 @@
 #define TG_SHDICT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct tg_shdict_s tg_shdict_t;
 struct tg_conf_s;
@@ -97,6 +98,11 @@ int tg_shdict_flush_expired(tg_shdict_t *d, int max);
  * or -1 when out of memory. */
 int tg_shdict_get_keys(tg_shdict_t *d, int max, char **out);
 size_t tg_shdict_capacity(tg_shdict_t *d);
+/* A process-wide counter kong.cache bumps after writing an invalidation event
+ * (release) and reads before looking for events (acquire), so that a lookup
+ * with nothing new to apply takes no lock. */
+uint64_t tg_shdict_generation(void);
+void tg_shdict_bump_generation(void);
 size_t tg_shdict_free_space(tg_shdict_t *d);
 
 #endif

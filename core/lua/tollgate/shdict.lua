@@ -40,6 +40,8 @@ ffi.cdef [[
   int tg_shdict_get_keys(tg_shdict_t *d, int max, char **out);
   size_t tg_shdict_capacity(tg_shdict_t *d);
   size_t tg_shdict_free_space(tg_shdict_t *d);
+  uint64_t tg_shdict_generation(void);
+  void tg_shdict_bump_generation(void);
 ]]
 
 local NIL, BOOLEAN, NUMBER, STRING = 0, 1, 3, 4

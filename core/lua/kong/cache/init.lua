@@ -6,6 +6,10 @@
 -- an event log in the `kong` dict, read on each lookup.
 local lrucache = require "resty.lrucache"
 local buffer = require "string.buffer"
+local ffi = require "ffi"
+require "tollgate.shdict" -- the C declarations
+
+local C = ffi.C
 
 local encode, decode = buffer.encode, buffer.decode
 local type, error, tostring, pairs, xpcall, pcall = type, error, tostring, pairs, xpcall, pcall
@@ -90,6 +94,7 @@ function _M.new(opts)
     invalidation_channel = opts.invalidation_channel or ("invalidations_" .. shm),
   }
   self.ev_seq_key = self.ev_prefix .. "seq"
+  self.gen = C.tg_shdict_generation()
   self.seen = events:get(self.ev_seq_key) or 0
   return setmetatable(self, mt)
 end
@@ -102,10 +107,16 @@ local function broadcast(self, key)
     return
   end
   self.events:set(self.ev_prefix .. seq, key, EVENT_TTL)
+  C.tg_shdict_bump_generation()
 end
 
 -- Applies the invalidations other workers (or this one) broadcast.
 local function poll(self)
+  local gen = C.tg_shdict_generation()
+  if gen == self.gen then
+    return -- no invalidation anywhere since the last look: no lock taken
+  end
+  self.gen = gen
   local seq = self.events:get(self.ev_seq_key) or 0
   local seen = self.seen
   if seq == seen then
