@@ -59,9 +59,9 @@ local bufp = ffi_new("char *[1]")
 local blen = ffi_new("size_t[1]")
 local keysp = ffi_new("char *[1]")
 
-local function check_zone(zone)
+local function check_zone(zone, level)
   if type(zone) ~= "table" or type(zone[1]) ~= "cdata" then
-    error('bad "zone" argument', 3)
+    error('bad "zone" argument', level or 3)
   end
   return zone[1]
 end
@@ -82,6 +82,12 @@ local function check_key(key)
     return nil, "key too long"
   end
   return key
+end
+
+-- The dict and the checked key of a method call: d, key | d, nil, err.
+local function zone_key(zone, key)
+  local d = check_zone(zone, 4) -- the method's caller
+  return d, check_key(key)
 end
 
 -- The value the last get/pop left in the out-parameters.
@@ -136,8 +142,7 @@ local function store(zone, op, key, value, exptime, flags)
 end
 
 local function get(zone, key, get_stale)
-  local d = check_zone(zone)
-  local k, kerr = check_key(key)
+  local d, k, kerr = zone_key(zone, key)
   if not k then
     return nil, kerr
   end
@@ -190,8 +195,7 @@ end
 
 --- newval, err, forcible = dict:incr(key, value, init?, init_ttl?)
 function shdict.incr(zone, key, value, init, init_ttl)
-  local d = check_zone(zone)
-  local k, kerr = check_key(key)
+  local d, k, kerr = zone_key(zone, key)
   if not k then
     return nil, kerr
   end
@@ -232,8 +236,7 @@ function shdict.incr(zone, key, value, init, init_ttl)
 end
 
 local function push(zone, key, value, left)
-  local d = check_zone(zone)
-  local k, kerr = check_key(key)
+  local d, k, kerr = zone_key(zone, key)
   if not k then
     return nil, kerr
   end
@@ -254,8 +257,7 @@ local function push(zone, key, value, left)
 end
 
 local function pop(zone, key, left)
-  local d = check_zone(zone)
-  local k, kerr = check_key(key)
+  local d, k, kerr = zone_key(zone, key)
   if not k then
     return nil, kerr
   end
@@ -274,8 +276,7 @@ function shdict.lpop(zone, key) return pop(zone, key, 1) end
 function shdict.rpop(zone, key) return pop(zone, key, 0) end
 
 function shdict.llen(zone, key)
-  local d = check_zone(zone)
-  local k, kerr = check_key(key)
+  local d, k, kerr = zone_key(zone, key)
   if not k then
     return nil, kerr
   end
@@ -288,8 +289,7 @@ end
 
 --- ttl, err = dict:ttl(key): seconds left, 0 when the key never expires.
 function shdict.ttl(zone, key)
-  local d = check_zone(zone)
-  local k, kerr = check_key(key)
+  local d, k, kerr = zone_key(zone, key)
   if not k then
     return nil, kerr
   end
