@@ -62,6 +62,23 @@ describe("shared dictionaries and kong.cache across workers", function()
       assert.equal("X", b.upper) -- ngx.re.gsub with a function, in a worker
     end)
 
+    it("reports each dict's memory in the Admin API's /status, as Kong", function()
+      local _, b = get("/shared/set/memory/" .. string.rep("m", 4000))
+      assert.is_true(b.result)
+      local client = helpers.admin_client()
+      local res = assert(client:get("/status?unit=k&scale=0"))
+      local json = cjson.decode(assert.res_status(200, res))
+      client:close()
+      local dicts = json.memory.lua_shared_dicts
+      assert.same({ allocated_slabs = dicts.sd_custom.allocated_slabs, capacity = "1024 KiB" },
+                  dicts.sd_custom)
+      assert.matches("^%d+ KiB$", dicts.sd_custom.allocated_slabs)
+      assert.is_true(tonumber(dicts.sd_custom.allocated_slabs:match("%d+")) >= 4)
+      assert.equal("64 KiB", dicts.sd_other.capacity)
+      assert.equal("131072 KiB", dicts.kong_db_cache.capacity) -- mem_cache_size 128m
+      assert.equal("5120 KiB", dicts.kong.capacity)
+    end)
+
     it("a value one worker sets, the other worker reads", function()
       local s, set = get("/shared/set/greeting/hello")
       assert.equal(200, s)

@@ -371,5 +371,19 @@ function M.new()
   return shared
 end
 
+--- Memory of every dict: { name = { capacity = bytes, used = bytes } }
+-- (Kong's /status lua_shared_dicts).
+function M.stats()
+  C.tg_shdict_ensure()
+  local out = {}
+  for i = 0, C.tg_shdict_count() - 1 do
+    local name = ffi_string(C.tg_shdict_name_at(i))
+    local d = C.tg_shdict_find(name, #name)
+    local cap = tonumber(C.tg_shdict_capacity(d))
+    out[name] = { capacity = cap, used = cap - tonumber(C.tg_shdict_free_space(d)) }
+  end
+  return out
+end
+
 M.methods = shdict
 return M
