@@ -253,7 +253,7 @@ describe("shared dictionaries and kong.cache across workers", function()
   end)
 end)
 
-describe("nginx_http_lua_shared_dict", function()
+describe("shared dicts from the command line", function()
   local conf = os.tmpname()
 
   lazy_setup(function()
@@ -279,5 +279,20 @@ describe("nginx_http_lua_shared_dict", function()
     assert.is_false(ok)
     assert.matches("invalid lua_shared_dict size '10q' for 'd'", (err or "") .. (out or ""),
                    1, true)
+  end)
+
+  it("tollgate lua runs with ngx.shared and ngx.re, as OpenResty's resty", function()
+    local f = os.tmpname()
+    local fh = assert(io.open(f, "w"))
+    fh:write([[
+      assert(ngx.shared.kong:set("k", 41))
+      print(ngx.shared.kong:incr("k", 1), ngx.shared.kong_db_cache:capacity(),
+            ngx.re.match("key=val", [=[(?<k>\w+)=(\w+)]=], "jo").k)
+    ]])
+    fh:close()
+    local ok, err, out = helpers.kong_exec("lua " .. f)
+    os.remove(f)
+    assert.is_true(ok, err)
+    assert.equal("42\t134217728\tkey\n", out)
   end)
 end)
