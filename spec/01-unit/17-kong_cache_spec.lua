@@ -175,6 +175,23 @@ describe("kong.cache", function()
                      "key at index 1 must be a string for operation 1 (got number)")
   end)
 
+  it("l1_serializer transforms what L1 holds (L2 keeps the raw value)", function()
+    local a, b, p = new_pair({ ttl = 0 })
+    local ser = function(v) return { wrapped = v } end
+    assert.same({ { wrapped = "raw" }, nil, 3 },
+                { a:get(p .. "s", { l1_serializer = ser }, loader, "raw") })
+    assert.same({ { wrapped = "raw" }, nil, 1 }, { a:get(p .. "s", { l1_serializer = ser }) })
+    assert.same({ { wrapped = "raw" }, nil, 2 }, { b:get(p .. "s", { l1_serializer = ser }) })
+    assert.same({ 0, nil, "raw" }, { a:probe(p .. "s") })
+    assert.same({ nil, "failed to get from node cache: l1_serializer returned a nil value" },
+                { a:get(p .. "s2", { l1_serializer = function() end }, loader, 1) })
+    local v, err = a:get(p .. "s3", { l1_serializer = function() error("no") end }, loader, 1)
+    assert.is_nil(v)
+    assert.matches("^failed to get from node cache: l1_serializer threw an error: .*no", err)
+    assert.has_error(function() a:get(p .. "s4", { l1_serializer = 1 }, loader, 1) end,
+                     "opts.l1_serializer must be a function")
+  end)
+
   it("renew reloads a cached key and safe_set writes L2", function()
     local a, b, p = new_pair({ ttl = 100 })
     a:get(p .. "n", nil, loader, "v1")

@@ -139,12 +139,26 @@ local function poll(self)
   self.seen = seq
 end
 
-local function l1_set(self, key, value, ttl)
+-- Puts a value in L1, through the call's l1_serializer if any; returns what
+-- L1 holds (nil for a miss), or nil, err.
+local function l1_set(self, key, value, ttl, ser)
+  if value ~= nil and ser then
+    local ok, v = pcall(ser, value)
+    if not ok then
+      return nil, "l1_serializer threw an error: " .. tostring(v)
+    end
+    if v == nil then
+      return nil, "l1_serializer returned a nil value"
+    end
+    value = v
+  end
   self.lru:set(key, value == nil and MISS or value, ttl and ttl > 0 and ttl or nil)
+  return value
 end
 
 -- L2 lookup: value, nil, hit_level | nil, nil, nil, stale_value, went_stale
-local function l2_get(self, key)
+-- | nil, err
+local function l2_get(self, key, ser)
   local nskey = self.shm_name .. key
   local dict = self.dict
   local v, flags, stale = dict:get_stale(nskey)
@@ -164,13 +178,16 @@ local function l2_get(self, key)
   if stale then
     return nil, nil, nil, value, true
   end
-  l1_set(self, key, value, dict:ttl(nskey))
-  return value, nil, band(flags, STALE_FLAG) ~= 0 and 4 or 2
+  local lv, err = l1_set(self, key, value, dict:ttl(nskey), ser)
+  if err then
+    return nil, err
+  end
+  return lv, nil, band(flags, STALE_FLAG) ~= 0 and 4 or 2
 end
 
--- Stores a callback's result in L2 and L1; raises for values that cannot be
--- cached (as mlcache).
-local function l2_set(self, key, value, ttl, flags)
+-- Stores a callback's result in L2 and L1: true, nil, the L1 value | nil, err.
+-- Raises for values that cannot be cached (as mlcache).
+local function l2_set(self, key, value, ttl, flags, ser)
   local nskey = self.shm_name .. key
   flags = flags or 0
   if value == nil then
@@ -197,13 +214,16 @@ local function l2_set(self, key, value, ttl, flags)
       return nil, "could not write to lua_shared_dict '" .. self.shm_name .. "': " .. err
     end
   end
-  l1_set(self, key, value, ttl)
-  return true
+  local lv, err = l1_set(self, key, value, ttl, ser)
+  if err then
+    return nil, err
+  end
+  return true, nil, lv
 end
 
 -- One caller runs the callback for a key at a time (across workers). Returns
 -- true when the lock is held, or a value found meanwhile (hit level 2).
-local function lock(self, key)
+local function lock(self, key, ser)
   local lkey = "tg:cache:lock:" .. self.shm_name .. key
   if self.locks:add(lkey, true, LOCK_EXPTIME) then
     return lkey
@@ -216,9 +236,9 @@ local function lock(self, key)
     end
     waited = waited + step
     step = step < 0.05 and step * 2 or step
-    local v, _, lvl = l2_get(self, key)
-    if lvl then
-      return nil, v, lvl
+    local v, err, lvl = l2_get(self, key, ser)
+    if lvl or err then
+      return nil, v, lvl, err
     end
     if self.locks:add(lkey, true, LOCK_EXPTIME) then
       return lkey
@@ -235,7 +255,7 @@ local function unlock(self, lkey, ...)
 end
 
 local function check_opts(self, opts)
-  local ttl, neg_ttl, resurrect_ttl = self.ttl, self.neg_ttl, self.resurrect_ttl
+  local ttl, neg_ttl, resurrect_ttl, ser = self.ttl, self.neg_ttl, self.resurrect_ttl, nil
   if opts ~= nil then
     if type(opts) ~= "table" then
       error("opts must be a table", 3)
@@ -243,12 +263,17 @@ local function check_opts(self, opts)
     ttl = check_ttl(opts, "ttl", 4) or ttl
     neg_ttl = check_ttl(opts, "neg_ttl", 4) or neg_ttl
     resurrect_ttl = check_ttl(opts, "resurrect_ttl", 4) or resurrect_ttl
+    ser = opts.l1_serializer
+    if ser ~= nil and type(ser) ~= "function" then
+      error("opts.l1_serializer must be a function", 3)
+    end
   end
-  return ttl, neg_ttl, resurrect_ttl
+  return ttl, neg_ttl, resurrect_ttl, ser
 end
 
-local function run_callback(self, key, ttl, neg_ttl, resurrect_ttl, stale, went_stale, cb, ...)
-  local lkey, v, lvl, lerr = lock(self, key)
+local function run_callback(self, key, ttl, neg_ttl, resurrect_ttl, ser, stale, went_stale,
+                            cb, ...)
+  local lkey, v, lvl, lerr = lock(self, key, ser)
   if lvl then
     return v, nil, lvl
   end
@@ -257,9 +282,9 @@ local function run_callback(self, key, ttl, neg_ttl, resurrect_ttl, stale, went_
   end
   if lkey then
     -- filled by another worker while we took the lock?
-    local v2, _, lvl2 = l2_get(self, key)
-    if lvl2 then
-      return unlock(self, lkey, v2, nil, lvl2)
+    local v2, err2, lvl2 = l2_get(self, key, ser)
+    if lvl2 or err2 then
+      return unlock(self, lkey, v2, err2, lvl2)
     end
   end
   local ok, data, err, new_ttl = xpcall(cb, traceback, ...)
@@ -273,9 +298,11 @@ local function run_callback(self, key, ttl, neg_ttl, resurrect_ttl, stale, went_
     end
     ngx.log(ngx.WARN, "callback returned an error (", err, ") but stale value found in ",
             "shm will be resurrected for ", resurrect_ttl, "s (resurrect_ttl)")
-    local _, serr = l2_set(self, key, stale, resurrect_ttl, STALE_FLAG)
+    local _, serr, lv = l2_set(self, key, stale, resurrect_ttl, STALE_FLAG, ser)
     if serr then
       ngx.log(ngx.WARN, "could not resurrect stale data (", serr, ")")
+    else
+      stale = lv
     end
     return unlock(self, lkey, stale, nil, 4)
   end
@@ -289,11 +316,11 @@ local function run_callback(self, key, ttl, neg_ttl, resurrect_ttl, stale, went_
       ttl = new_ttl
     end
   end
-  local _, serr = l2_set(self, key, data, data == nil and neg_ttl or ttl)
+  local _, serr, lv = l2_set(self, key, data, data == nil and neg_ttl or ttl, nil, ser)
   if serr then
     return unlock(self, lkey, nil, serr)
   end
-  return unlock(self, lkey, data, nil, 3)
+  return unlock(self, lkey, lv, nil, 3)
 end
 
 local function get(self, key, opts, cb, ...)
@@ -307,15 +334,15 @@ local function get(self, key, opts, cb, ...)
   elseif v ~= nil then
     return v, nil, 1
   end
-  local ttl, neg_ttl, resurrect_ttl = check_opts(self, opts)
-  local value, _, lvl, stale, went_stale = l2_get(self, key)
-  if lvl then
-    return value, nil, lvl
+  local ttl, neg_ttl, resurrect_ttl, ser = check_opts(self, opts)
+  local value, err, lvl, stale, went_stale = l2_get(self, key, ser)
+  if lvl or err then
+    return value, err, lvl
   end
   if cb == nil then
     return nil, nil, -1
   end
-  return run_callback(self, key, ttl, neg_ttl, resurrect_ttl, stale, went_stale, cb, ...)
+  return run_callback(self, key, ttl, neg_ttl, resurrect_ttl, ser, stale, went_stale, cb, ...)
 end
 
 --- value, err, hit_level = cache:get(key, opts?, cb?, ...): 1 L1, 2 L2, 3 the
@@ -371,7 +398,7 @@ function _M:renew(key, opts, cb, ...)
   if type(key) ~= "string" then
     error("key must be a string", 2)
   end
-  local ttl, neg_ttl = check_opts(self, opts)
+  local ttl, neg_ttl, _, ser = check_opts(self, opts)
   if type(cb) ~= "function" then
     error("callback must be a function", 2)
   end
@@ -388,12 +415,12 @@ function _M:renew(key, opts, cb, ...)
     end
     if data == nil then neg_ttl = new_ttl else ttl = new_ttl end
   end
-  local _, serr = l2_set(self, key, data, data == nil and neg_ttl or ttl)
+  local _, serr, lv = l2_set(self, key, data, data == nil and neg_ttl or ttl, nil, ser)
   if serr then
     return nil, "failed to renew key in node cache: " .. serr
   end
   broadcast(self, key)
-  return data, nil, data == nil and neg_ttl or ttl
+  return lv, nil, data == nil and neg_ttl or ttl
 end
 
 --- ok, err = cache:safe_set(key, value): into L2 with the cache's ttl, never
