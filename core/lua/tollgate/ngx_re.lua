@@ -387,14 +387,7 @@ local function substitute(subj, regex, replace, opts, global)
     count = count + 1
     out[#out + 1] = sub(subj, copied + 1, from)
     if func then
-      local v = func(captures(c, subj, rc))
-      local vt = type(v)
-      if vt == "number" then
-        v = tostring(v)
-      elseif vt ~= "string" then
-        error("bad argument #3 to '" .. (global and "gsub" or "sub") ..
-              "' (string expected, got " .. vt .. ")", 3)
-      end
+      local v = tostring(func(captures(c, subj, rc)))
       out[#out + 1] = v
     else
       expand(tmpl, c, subj, rc, out)
