@@ -361,8 +361,8 @@ int tg_shdict_parse(const char *value, int define, char *err, size_t errlen)
             w[1] = w[2], wn[1] = wn[2];
             nw--;
         }
-        if (nw == 0 && end == p + strspn(p, " \t\r\n;")) {
-            /* empty entry */
+        if (nw == 0) {
+            /* an empty entry (";;", a trailing ';') */
         } else if (nw != 2) {
             snprintf(err, errlen, "invalid lua_shared_dict '%.*s' (expected: name size)",
                      (int)(end - p), p);
