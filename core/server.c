@@ -6,6 +6,7 @@
 #include "log.h"
 #include "plugins.h"
 #include "proxy.h"
+#include "shdict.h"
 #include "worker.h"
 
 #include <event2/thread.h>
@@ -55,6 +56,11 @@ int tg_server_run(tg_conf_t *conf)
         return 1;
     }
     tg_proxy_accesslog = tg_accesslog_open(conf->proxy_access_log);
+    if (tg_shdict_setup(conf, err, sizeof(err)) != 0) {
+        tg_log(TG_LOG_EMERG, "%s", err);
+        tg_cli_notify_ready(0, err);
+        return 1;
+    }
 
     if (tg_control_init(cbase, conf, err, sizeof(err)) != 0) {
         tg_log(TG_LOG_EMERG, "%s", err);

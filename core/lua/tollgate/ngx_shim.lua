@@ -1,9 +1,9 @@
 -- tollgate.ngx_shim: the part of OpenResty's `ngx` API Kong plugins use,
 -- over the PDK's C ABI. install() sets _G.ngx when there is none.
 --
--- ngx.sleep, ngx.timer, ngx.thread, ngx.socket and ngx.worker.exiting come
--- from tollgate.sched (the worker's event loop), ngx.semaphore is a module.
--- Deliberately absent (nil, so using them fails loudly): ngx.re, ngx.shared.
+-- ngx.shared is tollgate.shdict, ngx.re tollgate.ngx_re; ngx.sleep,
+-- ngx.timer, ngx.thread, ngx.socket and ngx.worker.exiting come from
+-- tollgate.sched (the worker's event loop), ngx.semaphore is a module.
 local ffi = require "ffi"
 local cjson = require "cjson.safe"
 local base = require "kong.pdk.private.base"
@@ -665,6 +665,9 @@ function shim.new()
     nginx_configure = function() return "" end,
   }
   ngx.var = setmetatable({}, var_mt)
+  ngx.shared = require("tollgate.shdict").new()
+  local re = require "tollgate.ngx_re"
+  ngx.re = { match = re.match, find = re.find, gmatch = re.gmatch, sub = re.sub, gsub = re.gsub }
   ngx.req = new_req()
   ngx.resp = {
     get_headers = function(max, raw)
