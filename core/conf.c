@@ -90,8 +90,9 @@ static const keydef_t keys[] = {
     U("error_template_plain", NULL, K_STR),
     I("node_id", NULL, K_STR),
 
-    /* TLS listeners arrive with the TLS work (issue 12): no ssl address here. */
-    I("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384", K_LISTEN),
+    I("proxy_listen",
+      "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384",
+      K_LISTEN),
     U("stream_listen", "off", K_STR),
     I("admin_listen", "127.0.0.1:8001 reuseport backlog=16384", K_LISTEN),
     U("admin_gui_listen", "0.0.0.0:8002, 0.0.0.0:8445 ssl", K_STR),
@@ -737,13 +738,18 @@ static void build_listen(loader_t *ld, const char *key, tg_listen_t **out, size_
     }
     for (size_t i = 0; i < *n; i++) {
         tg_listen_t *l = &(*out)[i];
-        if (l->ssl)
-            ERR(ld, "%s: '%s:%u ssl': TLS listeners are not available yet in tollgate "
-                    "(they arrive with the TLS work); remove the ssl address",
+        /* proxy_listen terminates TLS (tls.c); the others do not yet */
+        if (l->ssl && strcmp(key, "proxy_listen") != 0)
+            ERR(ld, "%s: '%s:%u ssl': TLS on this listener is not available yet in tollgate; "
+                    "remove the ssl flag",
                 key, l->host, l->port);
-        else if (l->http2)
-            WARN(ld, "%s: %s:%u http2: HTTP/2 is not available yet; served as HTTP/1.1", key,
-                 l->host, l->port);
+        /* Kong's own default carries http2: worth a warning only when asked for */
+        int ki = key_index(key);
+        bool dflt = ki >= 0 && keys[ki].def && !strcmp(v, keys[ki].def);
+        if (l->http2 && !dflt)
+            WARN(ld, "%s: %s:%u http2: HTTP/2 is not available yet; served as HTTP/1.1 "
+                     "(ALPN offers http/1.1 only)",
+                 key, l->host, l->port);
     }
 }
 

@@ -60,6 +60,10 @@ struct tg_upconn_s {
     bool reused;
     bool no_reuse; /* the response said close, or its end is the connection's */
     tg_conn_t *owner;
+    /* TLS towards the upstream (tls.c): NULL for http */
+    struct ssl_st *ssl;
+    uint64_t tls_key; /* the service's TLS parameters and SNI: pools never mix them */
+    bool handshaking;
 };
 
 struct tg_conn_s {
@@ -155,6 +159,10 @@ struct tg_conn_s {
     tg_http_header_t local_h[40]; /* an exit's headers */
     bool logged;
     const char *source; /* "service", "exit" or "error" */
+
+    /* TLS from the client (tls.c): NULL on a plain listener */
+    struct ssl_st *ssl;
+    bool tls_read_wants_write; /* SSL_read waits for the socket to take bytes */
 };
 
 

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "plugins.h"
 #include "proxy.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <event2/thread.h>
@@ -56,6 +57,12 @@ int tg_server_run(tg_conf_t *conf)
     }
     tg_proxy_accesslog = tg_accesslog_open(conf->proxy_access_log);
 
+    /* before the first snapshot: its certificates share the listeners' settings */
+    if (tg_tls_init(conf, err, sizeof(err)) != 0) {
+        tg_log(TG_LOG_EMERG, "%s", err);
+        tg_cli_notify_ready(0, err);
+        return 1;
+    }
     if (tg_control_init(cbase, conf, err, sizeof(err)) != 0) {
         tg_log(TG_LOG_EMERG, "%s", err);
         tg_cli_notify_ready(0, err);
@@ -97,6 +104,7 @@ int tg_server_run(tg_conf_t *conf)
     tg_log(TG_LOG_NOTICE, "tollgate stopped");
     rc = 0;
     tg_control_shutdown();
+    tg_tls_shutdown();
     event_base_free(cbase);
     return rc;
 }

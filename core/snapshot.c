@@ -2,6 +2,7 @@
 #include "snapshot.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -189,6 +190,7 @@ static void snapshot_free(tg_snapshot_t *s)
     free(s->routes);
     free(s->services);
     free(s->lua_json);
+    tg_tls_certs_free(s->tls_certs);
     free(s);
 }
 
@@ -338,7 +340,7 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
         snprintf(err, errlen, "%s", tmp);
         goto done;
     }
-    rc = 0;
+    rc = tg_tls_certs_build(L, idx, &s->tls_certs, err, errlen);
 done:
     for (size_t i = 0; i < ndefs; i++)
         tg_router_def_clear(&defs[i]);

@@ -64,6 +64,7 @@ typedef struct tg_snapshot_s {
     size_t nservices;
     size_t nroute_rows;  /* routes in the config, disabled services' included */
     char *lua_json;      /* tollgate.snapshot_json: what the workers' Lua needs */
+    struct tg_tls_certs_s *tls_certs; /* certificates by SNI (tls.c); NULL: none */
     size_t lua_json_len;
     /* per-worker in-flight request counts: written only by their worker */
     struct {
