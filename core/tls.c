@@ -565,9 +565,9 @@ SSL_CTX *tg_tls_certs_lookup(const tg_tls_certs_t *c, const char *sni)
     SSL_CTX *ctx = find(c, name);
     if (ctx)
         return ctx;
-    /* *.example.com: replace the first label */
+    /* *.example.com: replace the first label (of three or more, as Kong) */
     const char *dot = strchr(name, '.');
-    if (dot) {
+    if (dot && strchr(dot + 1, '.')) {
         char w[260];
         snprintf(w, sizeof(w), "*%s", dot);
         if ((ctx = find(c, w)) != NULL)
