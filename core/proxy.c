@@ -180,11 +180,12 @@ static void up_release(tg_conn_t *c, bool reusable)
     w->nidle_up++;
 }
 
-static tg_upconn_t *up_take_idle(tg_worker_t *w, const tg_target_t *t)
+static tg_upconn_t *up_take_idle(tg_worker_t *w, const tg_target_t *t, uint64_t tls_key)
 {
     for (tg_upconn_t **pp = &w->idle_up; *pp; pp = &(*pp)->next) {
         tg_upconn_t *u = *pp;
-        if (u->addrlen == t->addrlen && memcmp(&u->addr, &t->addr, t->addrlen) == 0) {
+        if (u->addrlen == t->addrlen && u->tls_key == tls_key &&
+            memcmp(&u->addr, &t->addr, t->addrlen) == 0) {
             *pp = u->next;
             w->nidle_up--;
             event_del(&u->idle_timer);
@@ -1064,10 +1065,37 @@ static void start_upstream(tg_conn_t *c)
         respond_error(c, 503, "failure to get a peer from the ring-balancer", true, !c->body_done);
         return;
     }
-    tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target);
+    /* TLS: the SNI Kong sends is the host the upstream is asked for */
+    char snibuf[256];
+    const char *sni = NULL, *vhost = NULL;
+    uint64_t tls_key = 0;
+    if (s->tls) {
+        const char *h = s->host;
+        size_t hl = strlen(s->host);
+        if (c->route->preserve_host && c->req.host) {
+            h = c->req.host;
+            hl = c->req.host_len;
+            if (h[0] != '[' && memchr(h, ':', hl))
+                hl = (size_t)((const char *)memchr(h, ':', hl) - h);
+        }
+        sni = tg_tls_upstream_sni(h, hl, snibuf, sizeof(snibuf));
+        vhost = sni ? sni : s->host;
+        tls_key = tg_tls_upstream_key(s->tls, sni);
+    }
+    tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target, tls_key);
     if (!u) {
         int err = 0;
         u = up_connect(w, c->target, &err);
+        if (u && s->tls) {
+            u->ssl = tg_tls_connect_new(u->fd, s->tls, sni, vhost);
+            u->tls_key = tls_key;
+            u->handshaking = true;
+            if (!u->ssl) {
+                up_free(u);
+                u = NULL;
+                err = ENOMEM;
+            }
+        }
         if (!u) {
             tg_log(TG_LOG_ERR, "connect() to %s failed: %s", c->target->name, strerror(err));
             upstream_failed(c, 502, "connect");
@@ -1289,6 +1317,21 @@ static void up_io(tg_conn_t *c, short what)
             tg_log(TG_LOG_ERR, "connect() to %s failed: %s", c->target->name, strerror(err));
             upstream_failed(c, 502, "connect");
             return;
+        }
+        if (u->handshaking) {
+            bool want_write;
+            char why[512];
+            int h = tg_tls_handshake(u->ssl, &want_write, why, sizeof(why));
+            if (h == 0) {
+                up_want(u, want_write ? EV_WRITE : EV_READ, s->connect_timeout);
+                return;
+            }
+            if (h < 0) {
+                tg_log(TG_LOG_ERR, "upstream %s: %s", c->target->name, why);
+                upstream_failed(c, 502, why);
+                return;
+            }
+            u->handshaking = false;
         }
         c->state = S_SEND;
     }

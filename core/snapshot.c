@@ -170,6 +170,7 @@ static void free_service(tg_service_t *s)
         free(s->targets[i].name);
     free(s->targets);
     free(s->resolve_error);
+    tg_tls_upstream_free(s->tls);
 }
 
 static void free_route(tg_route_t *r)
@@ -229,6 +230,8 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
     int routes = entity_list(L, entities, "routes");
     int upstreams = entity_list(L, entities, "upstreams");
     int targets = entity_list(L, entities, "targets");
+    int cas = entity_list(L, entities, "ca_certificates");
+    int certs = entity_list(L, entities, "certificates");
 
     size_t nsvc = lua_objlen(L, services);
     s->services = calloc(nsvc + 1, sizeof(tg_service_t));
@@ -266,6 +269,14 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
         svc->host_header = strdup(hh);
         svc->host_header_len = strlen(hh);
         service_targets(L, upstreams, targets, svc);
+        if (svc->protocol == TG_PROTO_HTTPS) {
+            char e[512];
+            svc->tls = tg_tls_upstream_build(L, t, cas, certs, e, sizeof(e));
+            if (!svc->tls) {
+                snprintf(err, errlen, "service %s: %s", svc->name ? svc->name : svc->id, e);
+                goto done;
+            }
+        }
         lua_pop(L, 1);
     }
 

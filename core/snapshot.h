@@ -42,6 +42,7 @@ typedef struct tg_service_s {
     size_t ntargets;
     int total_weight;
     char *resolve_error; /* set when the host could not be resolved */
+    struct tg_tls_upstream_s *tls; /* protocol https: TLS parameters (tls.c) */
 } tg_service_t;
 
 typedef struct tg_route_s {

@@ -2,6 +2,7 @@
 #include "tls.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -686,7 +687,147 @@ int tg_tls_certs_build(lua_State *L, int idx, tg_tls_certs_t **out, char *err, s
 /* -------------------------------------------------------- upstream side -- */
 
 
-SSL *tg_tls_connect_new(int fd, const tg_tls_upstream_t *p, const char *sni)
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The row of `list` whose id is `id` pushed on the stack, or nothing (0). */
+static int find_row(lua_State *L, int list, const char *id)
+{
+    size_t n = lua_type(L, list) == LUA_TTABLE ? lua_objlen(L, list) : 0;
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, (int)i);
+        const char *rid = strfield(L, lua_gettop(L), "id");
+        if (rid && !strcmp(rid, id))
+            return 1;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+void tg_tls_upstream_free(tg_tls_upstream_t *p)
+{
+    if (!p)
+        return;
+    X509_STORE_free(p->store);
+    X509_free(p->client_cert);
+    sk_X509_pop_free(p->client_chain, X509_free);
+    EVP_PKEY_free(p->client_key);
+    free(p);
+}
+
+tg_tls_upstream_t *tg_tls_upstream_build(lua_State *L, int svc, int cas, int certs, char *err,
+                                         size_t errlen)
+{
+    tg_tls_upstream_t *p = calloc(1, sizeof(*p));
+    uint64_t h = 0xcbf29ce484222325ull;
+    lua_getfield(L, svc, "tls_verify");
+    p->verify = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1); /* null: off */
+    lua_pop(L, 1);
+    lua_getfield(L, svc, "tls_verify_depth");
+    /* null: nginx's proxy_ssl_verify_depth default, 1 */
+    p->verify_depth = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : 1;
+    lua_pop(L, 1);
+    h = fnv(h, &p->verify, sizeof(p->verify));
+    h = fnv(h, &p->verify_depth, sizeof(p->verify_depth));
+
+    lua_getfield(L, svc, "ca_certificates");
+    int ids = lua_gettop(L);
+    size_t nids = lua_type(L, ids) == LUA_TTABLE ? lua_objlen(L, ids) : 0;
+    for (size_t i = 1; i <= nids; i++) {
+        lua_rawgeti(L, ids, (int)i);
+        const char *id = lua_tostring(L, -1);
+        if (!id || !find_row(L, cas, id)) {
+            snprintf(err, errlen, "ca_certificates: no CA certificate with id '%s'",
+                     id ? id : "?");
+            lua_settop(L, ids - 1);
+            tg_tls_upstream_free(p);
+            return NULL;
+        }
+        const char *pem = strfield(L, lua_gettop(L), "cert");
+        BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+        X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+        BIO_free(b);
+        if (!p->store)
+            p->store = X509_STORE_new();
+        if (!x || X509_STORE_add_cert(p->store, x) != 1) {
+            char e[256];
+            snprintf(err, errlen, "ca_certificates: '%s': %s", id, ssl_errstr(e, sizeof(e)));
+            X509_free(x);
+            lua_settop(L, ids - 1);
+            tg_tls_upstream_free(p);
+            return NULL;
+        }
+        X509_free(x);
+        h = fnv(h, id, strlen(id));
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+
+    lua_getfield(L, svc, "client_certificate");
+    const char *cid = lua_type(L, -1) == LUA_TTABLE ? strfield(L, lua_gettop(L), "id") : NULL;
+    if (cid) {
+        if (!find_row(L, certs, cid)) {
+            snprintf(err, errlen, "client_certificate: no certificate with id '%s'", cid);
+            lua_pop(L, 1);
+            tg_tls_upstream_free(p);
+            return NULL;
+        }
+        int row = lua_gettop(L);
+        const char *crt = strfield(L, row, "cert"), *key = strfield(L, row, "key");
+        BIO *b = crt ? BIO_new_mem_buf(crt, -1) : NULL;
+        p->client_cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+        X509 *ca;
+        while (b && (ca = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+            if (!p->client_chain)
+                p->client_chain = sk_X509_new_null();
+            sk_X509_push(p->client_chain, ca);
+        }
+        ERR_clear_error();
+        BIO_free(b);
+        b = key ? BIO_new_mem_buf(key, -1) : NULL;
+        p->client_key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+        BIO_free(b);
+        lua_pop(L, 1);
+        if (!p->client_cert || !p->client_key) {
+            char e[256];
+            snprintf(err, errlen, "client_certificate '%s': %s", cid, ssl_errstr(e, sizeof(e)));
+            lua_pop(L, 1);
+            tg_tls_upstream_free(p);
+            return NULL;
+        }
+        h = fnv(h, cid, strlen(cid));
+    }
+    lua_pop(L, 1);
+    p->key = h ? h : 1;
+    return p;
+}
+
+const char *tg_tls_upstream_sni(const char *host, size_t len, char *buf, size_t buflen)
+{
+    if (!len || len >= buflen || host[0] == '[')
+        return NULL;
+    memcpy(buf, host, len);
+    buf[len] = 0;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, buf, &a4) == 1)
+        return NULL; /* RFC 6066: no IP literals in SNI (nor does nginx send them) */
+    return buf;
+}
+
+uint64_t tg_tls_upstream_key(const tg_tls_upstream_t *p, const char *sni)
+{
+    uint64_t h = p ? p->key : 1;
+    if (sni)
+        h = fnv(h, sni, strlen(sni));
+    return h ? h : 1;
+}
+
+SSL *tg_tls_connect_new(int fd, const tg_tls_upstream_t *p, const char *sni, const char *host)
 {
     if (!client_ctx)
         return NULL;
@@ -695,7 +836,7 @@ SSL *tg_tls_connect_new(int fd, const tg_tls_upstream_t *p, const char *sni)
         return NULL;
     SSL_set_fd(ssl, fd);
     SSL_set_connect_state(ssl);
-    if (sni && *sni)
+    if (sni)
         SSL_set_tlsext_host_name(ssl, sni);
     if (p) {
         if (p->verify) {
@@ -704,8 +845,11 @@ SSL *tg_tls_connect_new(int fd, const tg_tls_upstream_t *p, const char *sni)
                 SSL_set_verify_depth(ssl, p->verify_depth);
             if (p->store)
                 SSL_set1_verify_cert_store(ssl, p->store);
-            if (sni && *sni)
-                SSL_set1_host(ssl, sni);
+            X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+            if (host && X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1) {
+                ERR_clear_error();
+                SSL_set1_host(ssl, host);
+            }
         }
         if (p->client_cert && p->client_key) {
             SSL_use_certificate(ssl, p->client_cert);

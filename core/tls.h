@@ -68,7 +68,20 @@ struct tg_tls_upstream_s {
     EVP_PKEY *client_key;
     uint64_t key;     /* distinguishes keepalive pools */
 };
-SSL *tg_tls_connect_new(int fd, const tg_tls_upstream_t *p, const char *sni);
+/* Builds the TLS parameters of the service row at `svc` (tls_verify,
+ * tls_verify_depth, ca_certificates ids looked up in the `cas` list,
+ * client_certificate looked up in the `certs` list). NULL with err set when a
+ * reference or a PEM is bad. */
+tg_tls_upstream_t *tg_tls_upstream_build(struct lua_State *L, int svc, int cas, int certs,
+                                         char *err, size_t errlen);
+void tg_tls_upstream_free(tg_tls_upstream_t *p);
+/* The SNI Kong sends for `host` (a host name without port): NULL for an IP. */
+const char *tg_tls_upstream_sni(const char *host, size_t len, char *buf, size_t buflen);
+/* The pool key of a connection with these parameters to this SNI (never 0). */
+uint64_t tg_tls_upstream_key(const tg_tls_upstream_t *p, const char *sni);
+/* A client-side SSL on a connected socket; `host` is the name (or IP) the
+ * upstream certificate must match when verifying. */
+SSL *tg_tls_connect_new(int fd, const tg_tls_upstream_t *p, const char *sni, const char *host);
 /* 1 = done, 0 = wait (*want_write says for which direction), -1 = failed
  * (reason in `why`). */
 int tg_tls_handshake(SSL *ssl, bool *want_write, char *why, size_t whylen);

@@ -6,6 +6,7 @@
 --   tls.curl(path, { sni = "a.test", args = "-v" })  -> status, body, stderr
 --   tls.s_client(args, input)     -> stdout .. stderr
 --   tls.make_ca(dir, name) / tls.make_cert(dir, name, { cn =, san =, ca =, ec = })
+--   tls.start_upstream(port, cert, { ca = }) / tls.stop_upstream(pid)
 local helpers = require "spec.helpers"
 local pl_file = require "pl.file"
 local pl_dir = require "pl.dir"
@@ -79,7 +80,9 @@ function M.make_ca(dir, name)
 end
 
 -- A leaf certificate: opts.cn, opts.san ("DNS:a.test,IP:127.0.0.1"), opts.ca
--- (from make_ca; self-signed without), opts.ec (ECDSA P-256 instead of RSA).
+-- (from make_ca or make_cert; self-signed without), opts.ec (ECDSA P-256
+-- instead of RSA), opts.is_ca (an intermediate CA), opts.chain (append the
+-- issuer's certificate to the .crt file, as a server sends its chain).
 function M.make_cert(dir, name, opts)
   opts = opts or {}
   pl_dir.makepath(dir)
@@ -89,7 +92,8 @@ function M.make_cert(dir, name, opts)
                  or "-newkey rsa:2048"
   local subj = q("/CN=" .. (opts.cn or name))
   local ext = dir .. "/" .. name .. ".ext"
-  pl_file.write(ext, "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n"
+  pl_file.write(ext, (opts.is_ca and "basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\n"
+                     or "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n")
                      .. (opts.san and ("subjectAltName=" .. opts.san .. "\n") or ""))
   if opts.ca then
     openssl("req -new " .. newkey .. " -nodes -subj " .. subj .. " -keyout " .. q(key)
@@ -102,7 +106,36 @@ function M.make_cert(dir, name, opts)
     openssl("req -x509 " .. newkey .. " -nodes -days 3650 -subj " .. subj .. " -keyout "
             .. q(key) .. " -out " .. q(crt) .. " -extensions v3 -config " .. q(cnf))
   end
+  if opts.chain then
+    pl_file.write(crt, pl_file.read(crt) .. opts.ca.pem)
+  end
   return { crt = crt, key = key, pem = pl_file.read(crt), key_pem = pl_file.read(key) }
+end
+
+-- TLS upstreams: tg_echo_server in its TLS mode on `port` (ports relative to
+-- TOLLGATE_SPEC_PORT: tls.upstream_port(i) = base + 6590 + i). opts.ca makes
+-- it demand a client certificate signed by that CA. Returns the pid.
+function M.upstream_port(i)
+  return helpers.test_conf.proxy_port + 6590 + (i or 0)
+end
+
+function M.start_upstream(port, cert, opts)
+  opts = opts or {}
+  local cmd = q(helpers.echo_server_bin) .. " -c " .. q(cert.crt) .. " -k " .. q(cert.key)
+              .. (opts.ca and (" -C " .. q(opts.ca.crt)) or "") .. " " .. port
+              .. " >/dev/null 2>&1 & echo $!"
+  local f = io.popen(cmd)
+  local pid = tonumber(f:read("*l"))
+  f:close()
+  helpers.wait_until(function() return helpers.can_connect("127.0.0.1", port) end, 10)
+  return pid
+end
+
+function M.stop_upstream(pid)
+  if pid then
+    run("kill " .. pid)
+    pcall(helpers.wait_until, function() return not helpers.pid_alive(pid) end, 5)
+  end
 end
 
 return M
