@@ -350,6 +350,9 @@ static int ctx_configure(SSL_CTX *ctx, const tg_conf_t *conf, char *err, size_t 
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* one recv() per burst rather than one per record header and body: safe
+     * because the proxy reads until WANT_READ (or marks the edge pending) */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (set_protocols(ctx, protocols, err, errlen) != 0)
         return TG_EINVAL;
     if (ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
@@ -898,6 +901,7 @@ static int client_init(char *err, size_t errlen)
     SSL_CTX_set_mode(client_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                                      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                      SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(client_ctx, 1);
     SSL_CTX_set_min_proto_version(client_ctx, TLS1_2_VERSION);
     SSL_CTX_set_default_verify_paths(client_ctx);
     SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
