@@ -110,6 +110,21 @@ start_upstream() {
 }
 stop_upstream() { stop_nginx upstream; }
 
+# write_one_route FILE [EXTRA]: a declarative file routing / to the upstream;
+# EXTRA (YAML lines indented for the route) is appended to the route.
+write_one_route() {
+  cat >"$1" <<YAML
+_format_version: "3.0"
+services:
+- name: upstream
+  url: http://127.0.0.1:$UP_PORT
+  routes:
+  - name: all
+    paths: [/]
+${2:-}
+YAML
+}
+
 # write_tollgate_conf FILE DECLARATIVE [extra lines...]: the benchmarks'
 # tollgate.conf (prefix $WORK/tg, 1 worker thread, logs quiet, DB-less)
 write_tollgate_conf() {

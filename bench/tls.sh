@@ -48,15 +48,7 @@ openssl genpkey -genparam -algorithm DH -pkeyopt dh_param:ffdhe2048 \
   -out "$WORK/tls/dhparam.pem" 2>/dev/null
 
 start_upstream
-cat >"$WORK/one-route.yaml" <<YAML
-_format_version: "3.0"
-services:
-- name: upstream
-  url: http://127.0.0.1:$UP_PORT
-  routes:
-  - name: all
-    paths: [/]
-YAML
+write_one_route "$WORK/one-route.yaml"
 write_tollgate_conf "$WORK/tollgate-tls.conf" "$WORK/one-route.yaml" \
   "proxy_listen = 127.0.0.1:$TG_TLS_PORT ssl reuseport backlog=8192" \
   "ssl_cert = $WORK/tls/cert.pem" "ssl_cert_key = $WORK/tls/key.pem"
