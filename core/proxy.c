@@ -2003,12 +2003,6 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------ accepting -- */
 
-static const tg_tls_certs_t *conn_certs(void *conn)
-{
-    tg_conn_t *c = conn;
-    return c->w->snap ? c->w->snap->tls_certs : NULL;
-}
-
 void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, socklen_t len,
                      const tg_listen_t *l)
 {
@@ -2049,7 +2043,6 @@ void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, sockle
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
     c->state = proxy_protocol ? S_PROXY_PROTO : S_HEAD;
     if (l->ssl) {
-        tg_tls_certs_for_conn = conn_certs;
         c->ssl = tg_tls_accept_new(fd, c);
         if (!c->ssl) {
             tg_log(TG_LOG_ERR, "could not start TLS on a connection from %s", c->peer_ip);

@@ -1,6 +1,9 @@
 /* tls.c: TLS with OpenSSL for the proxy (see tls.h). */
 #include "tls.h"
 #include "log.h"
+#include "pdk.h"
+#include "plugins.h"
+#include "proxy_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,9 +29,7 @@ static int ex_conn = -1;     /* SSL ex_data: the proxy connection */
 static int ex_flags = -1;    /* SSL ex_data: TLSF_* bits */
 static const tg_conf_t *gconf;
 
-enum { TLSF_DONE = 1, TLSF_RENEGOTIATE = 2 };
-
-const tg_tls_certs_t *(*tg_tls_certs_for_conn)(void *conn);
+enum { TLSF_DONE = 1, TLSF_RENEGOTIATE = 2, TLSF_CERT_PHASE = 4, TLSF_NO_REUSE = 8 };
 
 static const char sid_ctx[] = "tollgate";
 
@@ -299,16 +300,36 @@ static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* SNI: switch to the certificate the snapshot has for the name. */
+static void set_flag(const SSL *ssl, intptr_t f)
+{
+    intptr_t v = (intptr_t)SSL_get_ex_data(ssl, ex_flags);
+    SSL_set_ex_data((SSL *)ssl, ex_flags, (void *)(v | f));
+}
+
+/* The ClientHello is in: switch to the certificate the snapshot has for the
+ * server name, then run the global plugins' certificate phase (Kong's
+ * ssl_certificate_by_lua); a plugin that fails fails the handshake. */
 static int on_servername(SSL *ssl, int *al, void *arg)
 {
+    tg_conn_t *c = SSL_get_ex_data(ssl, ex_conn);
+    intptr_t f = (intptr_t)SSL_get_ex_data(ssl, ex_flags);
+    if (!c || (f & TLSF_CERT_PHASE))
+        return SSL_TLSEXT_ERR_OK; /* once, even after a HelloRetryRequest */
+    set_flag(ssl, TLSF_CERT_PHASE);
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    void *conn = SSL_get_ex_data(ssl, ex_conn);
-    if (!name || !conn || !tg_tls_certs_for_conn)
-        return SSL_TLSEXT_ERR_OK;
-    SSL_CTX *ctx = tg_tls_certs_lookup(tg_tls_certs_for_conn(conn), name);
-    if (ctx && ctx != SSL_get_SSL_CTX(ssl))
-        SSL_set_SSL_CTX(ssl, ctx);
+    if (name && c->w->snap) {
+        SSL_CTX *ctx = tg_tls_certs_lookup(c->w->snap->tls_certs, name);
+        if (ctx && ctx != SSL_get_SSL_CTX(ssl))
+            SSL_set_SSL_CTX(ssl, ctx);
+    }
+    if (tg_plugins_active(c->w, 0)) {
+        int st = tg_plugins_run(c, TG_PHASE_CERTIFICATE);
+        tg_plugins_request_done(c); /* the request's phases start afresh */
+        if (st != 0) {
+            *al = SSL_AD_INTERNAL_ERROR;
+            return SSL_TLSEXT_ERR_ALERT_FATAL;
+        }
+    }
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -321,8 +342,50 @@ static void on_info(const SSL *ssl, int where, int ret)
      * this way too: those are no renegotiation */
     if ((where & SSL_CB_HANDSHAKE_START) && (f & TLSF_DONE) && SSL_version(ssl) != TLS1_3_VERSION)
         SSL_set_ex_data((SSL *)ssl, ex_flags, (void *)(f | TLSF_RENEGOTIATE));
-    if (where & SSL_CB_HANDSHAKE_DONE)
+    if (where & SSL_CB_HANDSHAKE_DONE) {
         SSL_set_ex_data((SSL *)ssl, ex_flags, (void *)(f | TLSF_DONE));
+        /* kong.client.tls.disable_session_reuse: nothing resumes this one */
+        if ((f & TLSF_NO_REUSE) && default_ctx && !(f & TLSF_DONE))
+            SSL_CTX_remove_session(default_ctx, SSL_get_session(ssl));
+    }
+}
+
+void tg__tls_disable_session_reuse(SSL *ssl)
+{
+    SSL_set_options(ssl, SSL_OP_NO_TICKET);
+    set_flag(ssl, TLSF_NO_REUSE);
+}
+
+/* kong.client.tls.request_client_certificate: any certificate is taken
+ * (nginx's optional_no_ca); the verify result is the plugin's to judge. */
+static int accept_any(int ok, X509_STORE_CTX *x)
+{
+    return 1;
+}
+
+int tg__tls_request_client_certificate(SSL *ssl, const char *ca_pem, size_t len)
+{
+    STACK_OF(X509_NAME) *names = NULL;
+    if (ca_pem && len) {
+        names = sk_X509_NAME_new_null();
+        BIO *b = BIO_new_mem_buf(ca_pem, (int)len);
+        X509 *x;
+        while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+            X509_NAME *n = X509_NAME_dup(X509_get_subject_name(x));
+            if (n)
+                sk_X509_NAME_push(names, n);
+            X509_free(x);
+        }
+        ERR_clear_error();
+        BIO_free(b);
+        if (sk_X509_NAME_num(names) == 0) {
+            sk_X509_NAME_free(names);
+            return TG_EINVAL;
+        }
+        SSL_set_client_CA_list(ssl, names);
+    }
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any);
+    return 0;
 }
 
 /* The settings every server context shares (the default one and each

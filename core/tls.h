@@ -26,8 +26,9 @@ int tg_tls_prepare_prefix(const tg_conf_t *conf, char *err, size_t errlen);
 int tg_tls_init(const tg_conf_t *conf, char *err, size_t errlen);
 void tg_tls_shutdown(void);
 
-/* A server-side SSL on an accepted socket; `conn` is the proxy connection the
- * SNI callback works for (see tg_tls_certs_lookup). NULL on failure. */
+/* A server-side SSL on an accepted socket; `conn` is the proxy connection
+ * (tg_conn_t) the SNI callback and the certificate phase work for. NULL on
+ * failure. */
 SSL *tg_tls_accept_new(int fd, void *conn);
 /* recv()/send() semantics on a non-blocking socket: >0 bytes, 0 = the peer
  * closed (recv only), -1 with errno (EAGAIN: wait; *want_other set when the
@@ -49,11 +50,15 @@ int tg_tls_certs_build(struct lua_State *L, int idx, tg_tls_certs_t **out, char 
                        size_t errlen);
 void tg_tls_certs_free(tg_tls_certs_t *certs);
 /* The server context for `sni`: exact name, then `*.suffix`, then `prefix.*`,
- * then the `*` SNI; NULL = the listener's default certificate. */
+ * then the `*` SNI; NULL = the listener's default certificate. The SNI
+ * callback looks it up in the connection's worker's current snapshot. */
 SSL_CTX *tg_tls_certs_lookup(const tg_tls_certs_t *certs, const char *sni);
-/* Called from the SNI callback: returns the certificate table that serves
- * the connection (the worker's current snapshot's). Set by the proxy. */
-extern const tg_tls_certs_t *(*tg_tls_certs_for_conn)(void *conn);
+
+/* kong.client.tls (pdk_tls.c), in the certificate phase: ask the client for a
+ * certificate (CA names from ca_pem, none when NULL), and keep the session
+ * from being resumed later. */
+int tg__tls_request_client_certificate(SSL *ssl, const char *ca_pem, size_t len);
+void tg__tls_disable_session_reuse(SSL *ssl);
 
 /* ---- upstream TLS ---- */
 

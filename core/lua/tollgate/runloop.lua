@@ -41,7 +41,7 @@ local service_by_id
 
 -- phase names -> the TG_PHASE_* bits of core/pdk.h
 local PHASE_BITS = {
-  rewrite = 4, access = 8, response = 16, header_filter = 64, body_filter = 128, log = 256,
+  certificate = 2, rewrite = 4, access = 8, response = 16, header_filter = 64, body_filter = 128, log = 256,
 }
 
 local function log_err(msg)
@@ -216,7 +216,7 @@ function runloop.configure(json)
   return true
 end
 
-local ALL_PHASES = 4 + 8 + 16 + 64 + 128 + 256
+local ALL_PHASES = 2 + 4 + 8 + 16 + 64 + 128 + 256
 
 --- The TG_PHASE_* bits some plugin implements for a route position (0:
 -- before routing: the global plugins), so the core enters Lua only for those.
