@@ -273,6 +273,15 @@ TEST(conf_listen_table)
     free(ls);
 }
 
+TEST(conf_http2_warns_when_asked_for)
+{
+    tg_conf_t *c = load("proxy_listen = 127.0.0.1:9443 ssl http2\n", NULL);
+    ASSERT(c);
+    ASSERT(c->proxy_listen[0].ssl);
+    ASSERT(has_warning(c, "HTTP/2 is not available yet"));
+    tg_conf_free(c);
+}
+
 TEST(conf_ssl_only_on_proxy_listen)
 {
     const char *e = refuse("admin_listen = 127.0.0.1:8444 ssl\n");
