@@ -1070,17 +1070,11 @@ static void start_upstream(tg_conn_t *c)
     const char *sni = NULL, *vhost = NULL;
     uint64_t tls_key = 0;
     if (s->tls) {
-        const char *h = s->host;
-        size_t hl = strlen(s->host);
-        if (c->route->preserve_host && c->req.host) {
-            h = c->req.host;
-            hl = c->req.host_len;
-            if (h[0] != '[' && memchr(h, ':', hl))
-                hl = (size_t)((const char *)memchr(h, ':', hl) - h);
-        }
-        sni = tg_tls_upstream_sni(h, hl, snibuf, sizeof(snibuf));
+        bool ph = c->route->preserve_host && c->req.host;
+        tls_key = tg_tls_upstream_target(s->tls, ph ? c->req.host : s->host,
+                                         ph ? c->req.host_len : strlen(s->host), snibuf,
+                                         sizeof(snibuf), &sni);
         vhost = sni ? sni : s->host;
-        tls_key = tg_tls_upstream_key(s->tls, sni);
     }
     tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target, tls_key);
     if (!u) {

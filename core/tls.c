@@ -873,23 +873,24 @@ tg_tls_upstream_t *tg_tls_upstream_build(lua_State *L, int svc, int cas, int cer
     return p;
 }
 
-const char *tg_tls_upstream_sni(const char *host, size_t len, char *buf, size_t buflen)
+uint64_t tg_tls_upstream_target(const tg_tls_upstream_t *p, const char *host, size_t len,
+                                char *buf, size_t buflen, const char **sni)
 {
-    if (!len || len >= buflen || host[0] == '[')
-        return NULL;
-    memcpy(buf, host, len);
-    buf[len] = 0;
+    *sni = NULL;
+    const char *colon = len && host[0] != '[' ? memchr(host, ':', len) : NULL;
+    if (colon)
+        len = (size_t)(colon - host);
     struct in_addr a4;
-    if (inet_pton(AF_INET, buf, &a4) == 1)
-        return NULL; /* RFC 6066: no IP literals in SNI (nor does nginx send them) */
-    return buf;
-}
-
-uint64_t tg_tls_upstream_key(const tg_tls_upstream_t *p, const char *sni)
-{
+    if (len && len < buflen && host[0] != '[') {
+        memcpy(buf, host, len);
+        buf[len] = 0;
+        /* RFC 6066: no IP literals in SNI (nor does nginx send them) */
+        if (inet_pton(AF_INET, buf, &a4) != 1)
+            *sni = buf;
+    }
     uint64_t h = p ? p->key : 1;
-    if (sni)
-        h = fnv(h, sni, strlen(sni));
+    if (*sni)
+        h = fnv(h, *sni, strlen(*sni));
     return h ? h : 1;
 }
 

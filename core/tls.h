@@ -80,10 +80,12 @@ struct tg_tls_upstream_s {
 tg_tls_upstream_t *tg_tls_upstream_build(struct lua_State *L, int svc, int cas, int certs,
                                          char *err, size_t errlen);
 void tg_tls_upstream_free(tg_tls_upstream_t *p);
-/* The SNI Kong sends for `host` (a host name without port): NULL for an IP. */
-const char *tg_tls_upstream_sni(const char *host, size_t len, char *buf, size_t buflen);
-/* The pool key of a connection with these parameters to this SNI (never 0). */
-uint64_t tg_tls_upstream_key(const tg_tls_upstream_t *p, const char *sni);
+/* For a request to `host` (the service's host, or the request's Host with
+ * preserve_host; a port is dropped): *sni is the name Kong sends (in buf;
+ * NULL for an IP literal), and the result the keepalive pool key of the
+ * connection (these parameters to that name; never 0). */
+uint64_t tg_tls_upstream_target(const tg_tls_upstream_t *p, const char *host, size_t len,
+                                char *buf, size_t buflen, const char **sni);
 /* A client-side SSL on a connected socket; `host` is the name (or IP) the
  * upstream certificate must match when verifying. */
 SSL *tg_tls_connect_new(int fd, const tg_tls_upstream_t *p, const char *sni, const char *host);
