@@ -119,9 +119,9 @@ static const keydef_t keys[] = {
     U("worker_events_max_payload", "65535", K_NUM),
     I("ssl_cert", NULL, K_LIST),
     I("ssl_cert_key", NULL, K_LIST),
-    U("client_ssl", "off", K_BOOL),
-    U("client_ssl_cert", NULL, K_STR),
-    U("client_ssl_cert_key", NULL, K_STR),
+    I("client_ssl", "off", K_BOOL),
+    I("client_ssl_cert", NULL, K_STR),
+    I("client_ssl_cert_key", NULL, K_STR),
     IE("ssl_cipher_suite", "intermediate", "modern|intermediate|old|fips|custom"),
     I("ssl_ciphers", NULL, K_STR),
     I("ssl_protocols", "TLSv1.2 TLSv1.3", K_STR),
@@ -1021,6 +1021,13 @@ static void build(loader_t *ld, tg_conf_t *c, const char *prefix_override)
     c->ssl_prefer_server_ciphers = boolv(ld, "ssl_prefer_server_ciphers");
     c->ssl_session_tickets = boolv(ld, "ssl_session_tickets");
     c->ssl_session_timeout_s = timev(ld, "ssl_session_timeout") / 1000;
+    c->client_ssl = boolv(ld, "client_ssl");
+    c->client_ssl_cert = dupv(ld, "client_ssl_cert");
+    c->client_ssl_cert_key = dupv(ld, "client_ssl_cert_key");
+    if (c->client_ssl_cert && !c->client_ssl_cert_key)
+        ERR(ld, "client_ssl_cert_key must be specified");
+    else if (c->client_ssl_cert_key && !c->client_ssl_cert)
+        ERR(ld, "client_ssl_cert must be specified");
 
     build_dns(ld, c);
 
@@ -1185,7 +1192,7 @@ void tg_conf_free(tg_conf_t *c)
         &c->real_ip_header, &c->error_default_type, &c->lua_package_path, &c->lua_package_cpath,
         &c->role, &c->router_flavor, &c->node_id, &c->pg_host, &c->pg_user, &c->pg_password,
         &c->pg_database, &c->pg_schema, &c->ssl_protocols, &c->ssl_cipher_suite,
-        &c->ssl_ciphers, &c->ssl_dhparam, &c->dns_hostsfile, &c->cluster_control_plane,
+        &c->ssl_ciphers, &c->ssl_dhparam, &c->client_ssl_cert, &c->client_ssl_cert_key, &c->dns_hostsfile, &c->cluster_control_plane,
         &c->cluster_cert, &c->cluster_cert_key, &c->cluster_ca_cert, &c->cluster_mtls,
         &c->cluster_server_name,
     };

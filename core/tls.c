@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -24,7 +25,7 @@
 
 static SSL_CTX *default_ctx; /* the listeners' context: default certificates */
 static SSL_CTX *client_ctx;  /* towards upstreams */
-static int client_init(char *err, size_t errlen);
+static int client_init(const tg_conf_t *conf, char *err, size_t errlen);
 static int ex_conn = -1;     /* SSL ex_data: the proxy connection */
 static int ex_flags = -1;    /* SSL ex_data: TLSF_* bits */
 static const tg_conf_t *gconf;
@@ -202,9 +203,11 @@ static void default_paths(const tg_conf_t *conf, bool ecdsa, char *crt, char *ke
 
 int tg_tls_prepare_prefix(const tg_conf_t *conf, char *err, size_t errlen)
 {
-    if (conf->nssl_cert || !any_ssl_listener(conf))
+    bool listeners = !conf->nssl_cert && any_ssl_listener(conf);
+    bool client = conf->client_ssl && !conf->client_ssl_cert; /* the RSA pair serves it */
+    if (!listeners && !client)
         return 0;
-    for (int ec = 0; ec <= 1; ec++) {
+    for (int ec = 0; ec <= (listeners ? 1 : 0); ec++) {
         char crt[4096], key[4096];
         default_paths(conf, ec, crt, key, sizeof(crt));
         if (access(crt, F_OK) == 0 && access(key, F_OK) == 0)
@@ -388,6 +391,21 @@ int tg__tls_request_client_certificate(SSL *ssl, const char *ca_pem, size_t len)
     return 0;
 }
 
+/* The DH parameters of a named RFC 7919 group ("ffdhe2048"), NULL if unknown. */
+static EVP_PKEY *dh_group(const char *name)
+{
+    EVP_PKEY *pk = NULL;
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "DH", NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)name, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (pc && EVP_PKEY_paramgen_init(pc) > 0 && EVP_PKEY_CTX_set_params(pc, params) > 0)
+        EVP_PKEY_paramgen(pc, &pk);
+    EVP_PKEY_CTX_free(pc);
+    return pk;
+}
+
 /* The settings every server context shares (the default one and each
  * certificate's). */
 static int ctx_configure(SSL_CTX *ctx, const tg_conf_t *conf, char *err, size_t errlen)
@@ -422,8 +440,20 @@ static int ctx_configure(SSL_CTX *ctx, const tg_conf_t *conf, char *err, size_t 
         snprintf(err, errlen, "ssl_ciphers: %s", ssl_errstr(e, sizeof(e)));
         return TG_EINVAL;
     }
-    if (conf->ssl_dhparam && !strncmp(conf->ssl_dhparam, "ffdhe", 5)) {
-        SSL_CTX_set_dh_auto(ctx, 1);
+    const char *group = conf->ssl_dhparam && !strncmp(conf->ssl_dhparam, "ffdhe", 5)
+                            ? conf->ssl_dhparam
+                        : !conf->ssl_dhparam && !strcmp(suite, "intermediate")
+                            ? "ffdhe2048" /* the suite's */
+                            : NULL;
+    if (group) {
+        EVP_PKEY *dh = dh_group(group);
+        if (!dh || SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
+            EVP_PKEY_free(dh);
+            snprintf(err, errlen, "ssl_dhparam: unknown group '%s' (ffdhe2048, ffdhe3072, "
+                                  "ffdhe4096, ffdhe6144, ffdhe8192, or a PEM file)", group);
+            ERR_clear_error();
+            return TG_EINVAL;
+        }
     } else if (conf->ssl_dhparam) {
         BIO *b = pem_bio(conf->ssl_dhparam);
         EVP_PKEY *dh = b ? PEM_read_bio_Parameters(b, NULL) : NULL;
@@ -434,8 +464,6 @@ static int ctx_configure(SSL_CTX *ctx, const tg_conf_t *conf, char *err, size_t 
                      ssl_errstr(e, sizeof(e)));
             return TG_EINVAL;
         }
-    } else if (!strcmp(suite, "intermediate")) {
-        SSL_CTX_set_dh_auto(ctx, 1); /* the suite's ffdhe2048 */
     }
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
@@ -467,7 +495,7 @@ int tg_tls_init(const tg_conf_t *conf, char *err, size_t errlen)
         ex_conn = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         ex_flags = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     }
-    if (client_init(err, errlen) != 0)
+    if (client_init(conf, err, errlen) != 0)
         return TG_ERROR;
     if (!any_ssl_listener(conf) || default_ctx)
         return 0;
@@ -952,7 +980,7 @@ int tg_tls_handshake(SSL *ssl, bool *want_write, char *why, size_t whylen)
     return -1;
 }
 
-static int client_init(char *err, size_t errlen)
+static int client_init(const tg_conf_t *conf, char *err, size_t errlen)
 {
     if (client_ctx)
         return 0;
@@ -969,5 +997,20 @@ static int client_init(char *err, size_t errlen)
     SSL_CTX_set_min_proto_version(client_ctx, TLS1_2_VERSION);
     SSL_CTX_set_default_verify_paths(client_ctx);
     SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
+    if (conf->client_ssl) {
+        char crt[4096], key[4096], e[512];
+        if (conf->client_ssl_cert) {
+            snprintf(crt, sizeof(crt), "%s", conf->client_ssl_cert);
+            snprintf(key, sizeof(key), "%s", conf->client_ssl_cert_key);
+        } else {
+            default_paths(conf, false, crt, key, sizeof(crt));
+        }
+        if (ctx_use_pair(client_ctx, crt, key, e, sizeof(e)) != 0) {
+            snprintf(err, errlen, "client_ssl_cert: %s", e);
+            SSL_CTX_free(client_ctx);
+            client_ctx = NULL;
+            return TG_EINVAL;
+        }
+    }
     return 0;
 }

@@ -282,6 +282,18 @@ TEST(conf_http2_warns_when_asked_for)
     tg_conf_free(c);
 }
 
+TEST(conf_client_ssl_pairs)
+{
+    const char *e = refuse("client_ssl = on\nclient_ssl_cert = /x.crt\n");
+    ASSERT(e && strstr(e, "client_ssl_cert_key must be specified"));
+    tg_conf_t *c = load("client_ssl = on\nclient_ssl_cert = /x.crt\nclient_ssl_cert_key = /x.key\n",
+                        NULL);
+    ASSERT(c);
+    ASSERT(c->client_ssl);
+    ASSERT_STREQ(c->client_ssl_cert_key, "/x.key");
+    tg_conf_free(c);
+}
+
 TEST(conf_ssl_only_on_proxy_listen)
 {
     const char *e = refuse("admin_listen = 127.0.0.1:8444 ssl\n");

@@ -205,6 +205,17 @@ describe("ssl_cipher_suite and ssl_protocols", function()
     assert.is_nil(tls.negotiated(tls.s_client("-tls1_3")))
   end)
 
+  it("ssl_dhparam: the suite's ffdhe2048 by default, a named group when set", function()
+    start()
+    local out = tls.s_client("-tls1_2 -sigalgs RSA+SHA256 -cipher DHE-RSA-AES128-GCM-SHA256")
+    assert.equal("DHE-RSA-AES128-GCM-SHA256", select(2, tls.negotiated(out)))
+    assert.matches("Server Temp Key: DH, 2048 bits", out, nil, true)
+    helpers.stop_kong()
+    start { ssl_dhparam = "ffdhe3072" }
+    out = tls.s_client("-tls1_2 -sigalgs RSA+SHA256 -cipher DHE-RSA-AES128-GCM-SHA256")
+    assert.matches("Server Temp Key: DH, 3072 bits", out, nil, true)
+  end)
+
   it("intermediate: refuses a TLS 1.2 cipher outside the suite", function()
     start()
     assert.is_nil(tls.negotiated(tls.s_client("-tls1_2 -cipher AES128-SHA")))

@@ -154,3 +154,42 @@ describe("https services", function()
     end
   end)
 end)
+
+describe("client_ssl", function()
+  local pid
+
+  lazy_setup(function()
+    local up_ca = tls.make_ca(DIR, "up-ca")
+    local leaf = tls.make_cert(DIR, "upstream", { cn = "localhost", ca = up_ca,
+                                                  san = "DNS:localhost,IP:127.0.0.1" })
+    local client_ca = tls.make_ca(DIR, "client-ca")
+    local global = tls.make_cert(DIR, "global-client", { cn = "global-client", ca = client_ca })
+    local own = tls.make_cert(DIR, "own-client", { cn = "own-client", ca = client_ca })
+    pid = tls.start_upstream(tls.upstream_port(3), leaf, { ca = client_ca })
+    local bp = helpers.get_db_utils("off")
+    local own_row = bp.certificates:insert { cert = own.pem, key = own.key_pem }
+    local s1 = bp.services:insert { name = "global", protocol = "https", host = "localhost",
+                                     port = tls.upstream_port(3) }
+    bp.routes:insert { service = s1, paths = { "/global" } }
+    local s2 = bp.services:insert { name = "own", protocol = "https", host = "localhost",
+                                    port = tls.upstream_port(3), client_certificate = own_row }
+    bp.routes:insert { service = s2, paths = { "/own" } }
+    assert(helpers.start_kong { client_ssl = true, client_ssl_cert = global.crt,
+                                client_ssl_cert_key = global.key })
+  end)
+
+  lazy_teardown(function()
+    helpers.stop_kong()
+    tls.stop_upstream(pid)
+  end)
+
+  it("presents client_ssl_cert to every TLS upstream; a service's client_certificate wins",
+     function()
+    local res = get("/global/x")
+    assert.equal(200, res.status)
+    assert.matches("CN=global-client", res.headers["X-Echo-Client-Cert"], nil, true)
+    res = get("/own/x")
+    assert.equal(200, res.status)
+    assert.matches("CN=own-client", res.headers["X-Echo-Client-Cert"], nil, true)
+  end)
+end)
