@@ -52,10 +52,28 @@ static bool is_pem(const char *s)
     return strstr(s, "-----BEGIN ") != NULL;
 }
 
-/* A BIO over a PEM given inline or as a file path. */
+/* A BIO over a PEM given inline, base64-encoded, or as a file path (the
+ * three forms Kong takes for ssl_cert and its kin). */
 static BIO *pem_bio(const char *v)
 {
-    return is_pem(v) ? BIO_new_mem_buf(v, -1) : BIO_new_file(v, "r");
+    if (is_pem(v))
+        return BIO_new_mem_buf(v, -1);
+    size_t n = strlen(v);
+    if (n >= 16 && access(v, F_OK) != 0 && strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+                                                    "qrstuvwxyz0123456789+/=") == n) {
+        unsigned char *out = malloc(n);
+        int len = out ? EVP_DecodeBlock(out, (const unsigned char *)v, (int)n) : -1;
+        BIO *b = NULL;
+        if (len > 0 && memmem(out, (size_t)len, "-----BEGIN ", 11)) {
+            b = BIO_new(BIO_s_mem());
+            if (b)
+                BIO_write(b, out, len);
+        }
+        free(out);
+        if (b)
+            return b;
+    }
+    return BIO_new_file(v, "r");
 }
 
 /* Loads a certificate chain and its key into ctx (one of RSA/ECDSA). */

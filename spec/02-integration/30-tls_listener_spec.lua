@@ -165,8 +165,10 @@ describe("ssl listener with ssl_cert/ssl_cert_key", function()
   lazy_setup(function()
     rsa = tls.make_cert(dir, "rsa", { cn = "rsa.example" })
     ec = tls.make_cert(dir, "ec", { cn = "ec.example", ec = true })
+    -- Kong takes a path, a PEM or its base64: the RSA certificate as base64
+    local _, b64 = tls.run("openssl base64 -A -in " .. helpers.shell_quote(rsa.crt))
     start {
-      ssl_cert = rsa.crt .. "," .. ec.crt,
+      ssl_cert = b64 .. "," .. ec.crt,
       ssl_cert_key = rsa.key .. "," .. ec.key,
       ssl_session_tickets = "off",
     }

@@ -105,6 +105,26 @@ describe("certificates chosen by SNI", function()
   end)
 end)
 
+describe("a certificate with cert_alt", function()
+  lazy_setup(function()
+    local bp = helpers.get_db_utils("off")
+    local rsa = cert("dual-rsa")
+    local ec = cert("dual-ec", { cn = "dual-ec", ec = true })
+    local row = bp.certificates:insert { cert = rsa.pem, key = rsa.key_pem,
+                                         cert_alt = ec.pem, key_alt = ec.key_pem }
+    bp.snis:insert { name = "dual.test", certificate = row }
+    local s = bp.services:insert { name = "echo" }
+    bp.routes:insert { service = s, paths = { "/" } }
+    assert(helpers.start_kong { proxy_listen = tls.listen })
+  end)
+  lazy_teardown(function() helpers.stop_kong() end)
+
+  it("serves the RSA or the ECDSA one as the client can verify", function()
+    assert.equal("dual-rsa", tls.served_cn("dual.test", "-tls1_2 -sigalgs RSA+SHA256"))
+    assert.equal("dual-ec", tls.served_cn("dual.test", "-tls1_2 -sigalgs ECDSA+SHA256"))
+  end)
+end)
+
 describe("the `*` SNI", function()
   lazy_setup(function()
     local bp = helpers.get_db_utils("off")
