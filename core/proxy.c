@@ -1594,7 +1594,7 @@ static int client_read(tg_conn_t *c)
     if (r < 0 && c->ssl && errno == EPROTO) {
         char e[256];
         tg_log(TG_LOG_INFO, "client %s: TLS error: %s", c->peer_ip,
-               tg_tls_last_error(NULL, e, sizeof(e)));
+               tg_tls_last_error(c->ssl, e, sizeof(e)));
     }
     return r == 1 ? 0 : -1;
 }

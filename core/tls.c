@@ -354,21 +354,29 @@ static int on_servername(SSL *ssl, int *al, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* A handshake that starts after the first one finished is a renegotiation:
- * the connection is closed (as nginx does). */
+/* The end of the handshake (TLS 1.3 reports its post-handshake messages
+ * this way too: TLSF_DONE is set from the first one). */
 static void on_info(const SSL *ssl, int where, int ret)
 {
     intptr_t f = (intptr_t)SSL_get_ex_data(ssl, ex_flags);
-    /* TLS 1.3 reports its post-handshake messages (tickets, key updates)
-     * this way too: those are no renegotiation */
-    if ((where & SSL_CB_HANDSHAKE_START) && (f & TLSF_DONE) && SSL_version(ssl) != TLS1_3_VERSION)
-        SSL_set_ex_data((SSL *)ssl, ex_flags, (void *)(f | TLSF_RENEGOTIATE));
     if (where & SSL_CB_HANDSHAKE_DONE) {
         SSL_set_ex_data((SSL *)ssl, ex_flags, (void *)(f | TLSF_DONE));
         /* kong.client.tls.disable_session_reuse: nothing resumes this one */
         if ((f & TLSF_NO_REUSE) && default_ctx && !(f & TLSF_DONE))
             SSL_CTX_remove_session(default_ctx, SSL_get_session(ssl));
     }
+}
+
+/* A ClientHello after the handshake is a client's renegotiation: OpenSSL
+ * refuses it with a warning alert and would read on; the connection is
+ * closed instead (tg_tls_recv fails), as nginx does. */
+static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len,
+                   SSL *ssl, void *arg)
+{
+    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+        ((const unsigned char *)buf)[0] == SSL3_MT_CLIENT_HELLO &&
+        ((intptr_t)SSL_get_ex_data(ssl, ex_flags) & TLSF_DONE))
+        set_flag(ssl, TLSF_RENEGOTIATE);
 }
 
 void tg__tls_disable_session_reuse(SSL *ssl)
@@ -489,6 +497,7 @@ static int ctx_configure(SSL_CTX *ctx, const tg_conf_t *conf, char *err, size_t 
                                                              : 86400);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
     SSL_CTX_set_info_callback(ctx, on_info);
+    SSL_CTX_set_msg_callback(ctx, on_msg);
     return 0;
 }
 
@@ -626,7 +635,11 @@ void tg_tls_close(SSL *ssl)
 
 const char *tg_tls_last_error(SSL *ssl, char *buf, size_t len)
 {
-    if (ssl) {
+    if (ssl && ((intptr_t)SSL_get_ex_data(ssl, ex_flags) & TLSF_RENEGOTIATE)) {
+        snprintf(buf, len, "client renegotiation refused");
+        return buf;
+    }
+    if (ssl && !SSL_is_server(ssl)) {
         long v = SSL_get_verify_result(ssl);
         if (v != X509_V_OK) {
             snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
