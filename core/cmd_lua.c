@@ -9,8 +9,17 @@
 #include "tg.h"
 
 /* Specs require "spec.helpers" relative to the repo root (Kong's layout) and
- * plain "helpers"-style modules from spec/; both work from the root. */
+ * plain "helpers"-style modules from spec/; both work from the root. Then
+ * tollgate's own root, so that a plugin's specs run from the plugin's
+ * directory find tollgate's spec.helpers. */
 #define SPEC_PATH "./?.lua;./?/init.lua;./spec/?.lua;./spec/?/init.lua"
+
+static lua_State *spec_state(void)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), SPEC_PATH ";%s/?.lua", tg_lua_root());
+    return tg_lua_new_state(path);
+}
 
 /* Sets the global `arg`: arg[0] = progname, arg[1..n] = argv[first..argc-1]. */
 static void set_arg(lua_State *L, const char *progname, int argc, char **argv, int first)
@@ -40,7 +49,7 @@ int tg_cmd_lua(int argc, char **argv)
         fprintf(stderr, "usage: tollgate lua FILE [ARGS...]\n");
         return 1;
     }
-    lua_State *L = tg_lua_new_state(SPEC_PATH);
+    lua_State *L = spec_state();
     if (!L) {
         fprintf(stderr, "tollgate lua: %s\n", tg_strerror(TG_ENOMEM));
         return 1;
@@ -67,7 +76,7 @@ out:
 
 int tg_cmd_busted(int argc, char **argv)
 {
-    lua_State *L = tg_lua_new_state(SPEC_PATH);
+    lua_State *L = spec_state();
     if (!L) {
         fprintf(stderr, "tollgate busted: %s\n", tg_strerror(TG_ENOMEM));
         return 1;

@@ -103,5 +103,9 @@ lua_State *tg_lua_new_state(const char *extra_path)
     TG_LUA_MODULES(PRELOAD)
 #undef PRELOAD
     lua_pop(L, 2);
+    /* the module families tollgate implements (resty.openssl.*, ngx.*...)
+     * load only from its own files; a state without it still works */
+    tg_lua_require(L, "tollgate.modules");
+    lua_pop(L, 1);
     return L;
 }

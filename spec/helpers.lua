@@ -44,7 +44,19 @@ local function repo_root()
 end
 
 helpers.root = repo_root()
-helpers.bin_path = os.getenv("TOLLGATE_BIN") or (helpers.root .. "/build/tollgate")
+-- From a tollgate checkout the binary defaults to <root>/build/tollgate; when
+-- these helpers are installed as a rock (rockspecs/tollgate-spec-helpers-*),
+-- to the `tollgate` on PATH, and the prefix to ./servroot.
+local in_checkout = pl_path.isdir(helpers.root .. "/core/lua")
+local function on_path(name)
+  local f = io.popen("command -v " .. name .. " 2>/dev/null")
+  local found = f and f:read("*l")
+  if f then f:close() end
+  return found ~= "" and found or nil
+end
+helpers.bin_path = os.getenv("TOLLGATE_BIN")
+                   or (in_checkout and helpers.root .. "/build/tollgate" or on_path("tollgate"))
+                   or "tollgate"
 if not pl_path.isabs(helpers.bin_path) then
   helpers.bin_path = pl_path.abspath(helpers.bin_path)
 end
@@ -64,7 +76,8 @@ helpers.mock_upstream_ports = { MOCK_BASE, MOCK_BASE + 1, MOCK_BASE + 2 }
 helpers.mock_upstream_url = "http://127.0.0.1:" .. MOCK_BASE
 
 helpers.test_conf = {
-  prefix = os.getenv("TOLLGATE_SPEC_PREFIX") or (helpers.root .. "/servroot"),
+  prefix = os.getenv("TOLLGATE_SPEC_PREFIX")
+           or (in_checkout and helpers.root .. "/servroot" or pl_path.abspath("servroot")),
   database = "off",
   proxy_listen = "127.0.0.1:" .. PORT_BASE,
   admin_listen = "127.0.0.1:" .. (PORT_BASE + 1),
@@ -304,6 +317,21 @@ function db_mt:truncate(name)
     end
   end
   return true
+end
+
+-- Kong's validate_plugin_config_schema(config, schema_def, extra_fields): a
+-- plugin entry as the Admin API would insert it, validated in-process with
+-- the plugin's schema definition (no gateway needed). Returns the entity with
+-- defaults filled, or nil and Kong's field errors ({ config = { ... } }).
+function helpers.validate_plugin_config_schema(config, schema_def, extra_fields)
+  local entity = require("tollgate.entities").get("plugins")
+  assert(entity:new_subschema(schema_def.name, schema_def))
+  local row = { name = schema_def.name, config = config }
+  for k, v in pairs(extra_fields or {}) do row[k] = v end
+  row = entity:process_auto_fields(row, "insert")
+  local ok, errs = entity:validate(row)
+  if not ok then return nil, errs end
+  return row
 end
 
 -- Kong's get_db_utils. Only strategy "off" exists so far: the blueprints

@@ -4,11 +4,11 @@
 -- Deliberately absent (nil, so using them fails loudly): ngx.re, ngx.shared,
 -- ngx.timer, ngx.sleep, ngx.socket, ngx.thread, ngx.semaphore.
 local ffi = require "ffi"
-local bit = require "bit"
 local cjson = require "cjson.safe"
 local base = require "kong.pdk.private.base"
 local args = require "kong.pdk.private.args"
 local tctx = require "tollgate.ctx"
+local ossl = require "tollgate.openssl"
 
 local C = base.C
 local s1, n1 = base.s1, base.n1
@@ -23,13 +23,10 @@ local ipairs = ipairs
 local error = error
 local floor = math.floor
 local concat = table.concat
-local byte = string.byte
-local char = string.char
 local sub = string.sub
 local find = string.find
 local lower = string.lower
 local gsub = string.gsub
-local band, bor, bxor, lshift, rshift = bit.band, bit.bor, bit.bxor, bit.lshift, bit.rshift
 local co_yield = coroutine.yield
 local co_running = coroutine.running
 
@@ -65,13 +62,8 @@ local function req_header(r, name)
   return ffi_string(s1[0], n1[0])
 end
 
--- ---------------------------------------------------------------- base64 --
-
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local B64_DEC = {}
-for i = 1, 64 do
-  B64_DEC[byte(B64, i)] = i - 1
-end
+-- ------------------------------------------- base64, crc32, digests --
+-- over libcrypto and zlib (tollgate.openssl, the one FFI binding)
 
 function shim.encode_base64(s, no_padding)
   if type(s) ~= "string" then
@@ -81,108 +73,24 @@ function shim.encode_base64(s, no_padding)
       s = tostring(s)
     end
   end
-  local out = {}
-  local len = #s
-  for i = 1, len, 3 do
-    local a, b, c = byte(s, i, i + 2)
-    local n = lshift(a, 16) + lshift(b or 0, 8) + (c or 0)
-    local c1 = band(rshift(n, 18), 63) + 1
-    local c2 = band(rshift(n, 12), 63) + 1
-    local c3 = band(rshift(n, 6), 63) + 1
-    local c4 = band(n, 63) + 1
-    if c then
-      out[#out + 1] = sub(B64, c1, c1) .. sub(B64, c2, c2) .. sub(B64, c3, c3) ..
-                      sub(B64, c4, c4)
-    elseif b then
-      out[#out + 1] = sub(B64, c1, c1) .. sub(B64, c2, c2) .. sub(B64, c3, c3) ..
-                      (no_padding and "" or "=")
-    else
-      out[#out + 1] = sub(B64, c1, c1) .. sub(B64, c2, c2) .. (no_padding and "" or "==")
-    end
-  end
-  return concat(out)
+  return ossl.b64_encode(s, no_padding)
 end
 
---- nil when the input is not valid base64 (padding optional, as nginx).
+--- nil when the input is not valid base64 (padding optional; decoding stops
+-- at the first '=', as nginx's ngx_decode_base64).
 function shim.decode_base64(s)
   if type(s) ~= "string" then
     error("string argument only", 2)
   end
-  local len = #s
-  while len > 0 and byte(s, len) == 61 do -- trailing '='
-    len = len - 1
-  end
-  if len % 4 == 1 then
-    return nil
-  end
-  local out = {}
-  local acc, bits = 0, 0
-  for i = 1, len do
-    local v = B64_DEC[byte(s, i)]
-    if not v then
-      return nil
-    end
-    acc = bor(lshift(acc, 6), v)
-    bits = bits + 6
-    if bits >= 8 then
-      bits = bits - 8
-      out[#out + 1] = char(band(rshift(acc, bits), 255))
-      acc = band(acc, lshift(1, bits) - 1)
-    end
-  end
-  return concat(out)
-end
-
--- ----------------------------------------------------------------- crc32 --
-
-local CRC_TABLE = {}
-for i = 0, 255 do
-  local c = i
-  for _ = 1, 8 do
-    if band(c, 1) == 1 then
-      c = bxor(rshift(c, 1), 0xEDB88320)
-    else
-      c = rshift(c, 1)
-    end
-  end
-  CRC_TABLE[i] = c
+  return ossl.b64_decode(s)
 end
 
 function shim.crc32(s)
-  local crc = 0xFFFFFFFF
-  for i = 1, #s do
-    crc = bxor(rshift(crc, 8), CRC_TABLE[band(bxor(crc, byte(s, i)), 255)])
-  end
-  crc = bxor(crc, 0xFFFFFFFF)
-  if crc < 0 then
-    crc = crc + 4294967296
-  end
-  return crc
-end
-
--- ---------------------------------------------------------------- digests --
-
-local util -- tollgate.c.util, loaded on first use
-
-local function digests()
-  util = util or require "tollgate.c.util"
-  return util
+  return ossl.crc32(tostring(s))
 end
 
 function shim.hmac_sha1(key, data)
-  local u = digests()
-  key, data = tostring(key), tostring(data)
-  if #key > 64 then
-    key = u.sha1(key)
-  end
-  key = key .. string.rep("\0", 64 - #key)
-  local ipad, opad = {}, {}
-  for i = 1, 64 do
-    local k = byte(key, i)
-    ipad[i] = char(bxor(k, 0x36))
-    opad[i] = char(bxor(k, 0x5c))
-  end
-  return u.sha1(concat(opad) .. u.sha1(concat(ipad) .. data))
+  return ossl.hmac("sha1", tostring(key), tostring(data))
 end
 
 -- ------------------------------------------------------------------ times --
@@ -687,9 +595,9 @@ function shim.new()
   ngx.unescape_uri = args.unescape_uri
   ngx.encode_args = args.encode
   ngx.decode_args = args.decode
-  ngx.md5_bin = function(s) return digests().md5(tostring(s)) end
-  ngx.md5 = function(s) local u = digests() return u.hex(u.md5(tostring(s))) end
-  ngx.sha1_bin = function(s) return digests().sha1(tostring(s)) end
+  ngx.md5_bin = function(s) return ossl.digest("md5", tostring(s)) end
+  ngx.md5 = function(s) return ossl.to_hex(ossl.digest("md5", tostring(s))) end
+  ngx.sha1_bin = function(s) return ossl.digest("sha1", tostring(s)) end
   ngx.hmac_sha1 = shim.hmac_sha1
   ngx.crc32_short = shim.crc32
   ngx.crc32_long = shim.crc32

@@ -1,0 +1,2 @@
+-- resty.sha224 (lua-resty-string's API) over libcrypto: new, update, final, reset.
+return require("tollgate.resty_digest")("sha224", 28)

@@ -1,0 +1,123 @@
+-- resty.openssl.cipher (lua-resty-openssl's API), checked against the
+-- documented examples and `openssl enc`.
+local cipher = require "resty.openssl.cipher"
+local scratch = require "spec.helpers.scratch"
+local to_hex = require("resty.string").to_hex
+local b64 = require("tollgate.ngx_shim").encode_base64
+
+local KEY, IV = ("0"):rep(32), ("0"):rep(16)
+local SWAN = "\240\159\166\162"
+
+describe("resty.openssl.cipher", function()
+  local tmp
+
+  lazy_setup(function()
+    tmp = scratch.new()
+  end)
+
+  lazy_teardown(function()
+    tmp:remove()
+  end)
+
+  it("init/update/final and encrypt/decrypt give the documented aes256 example", function()
+    local c = assert(cipher.new("aes256"))
+    assert.is_true(c:init(KEY, IV, { is_encrypt = true }))
+    assert.equal("", c:update(SWAN))
+    local ct = assert(c:final())
+    assert.equal("vGJRHufPYrbbnYYC0+BnwQ==", b64(ct))
+    assert.equal("vGJRHufPYrbbnYYC0+BnwQ==", b64(c:encrypt(KEY, IV, SWAN)))
+    assert.equal(SWAN, c:decrypt(KEY, IV, ct))
+    assert.is_true(c:init(KEY, IV))
+    assert.equal("", c:update(ct:sub(1, 5), ct:sub(6)))
+    assert.equal(SWAN, c:final())
+  end)
+
+  it("agrees with openssl enc both ways, and streams several blocks", function()
+    local plain = ("tollgate "):rep(40)
+    tmp:write("plain", plain)
+    local hexkey, hexiv = to_hex(KEY), to_hex(IV)
+    assert(tmp:sh("openssl enc -aes-256-cbc -K " .. hexkey .. " -iv " .. hexiv
+                  .. " -in plain -out cli.enc"))
+    local c = assert(cipher.new("AES-256-CBC"))
+    assert.equal(tmp:read("cli.enc"), c:encrypt(KEY, IV, plain))
+    assert.equal(plain, c:decrypt(KEY, IV, tmp:read("cli.enc")))
+    assert.is_true(c:init(KEY, IV, { is_encrypt = true }))
+    local out = assert(c:update(plain:sub(1, 100))) .. assert(c:update(plain:sub(101)))
+    assert.equal(tmp:read("cli.enc"), out .. assert(c:final()))
+  end)
+
+  it("no_padding needs whole blocks and keeps the padding out", function()
+    local c = assert(cipher.new("aes-128-ecb"))
+    local key = ("k"):rep(16)
+    local ct = assert(c:encrypt(key, nil, ("a"):rep(32), true))
+    assert.equal(32, #ct)
+    assert.equal(("a"):rep(32), c:decrypt(key, nil, ct, true))
+    local r, err = c:encrypt(key, nil, "abc", true)
+    assert.is_nil(r)
+    assert.matches("^cipher:final: ", err)
+  end)
+
+  it("AEAD: AAD, tags, and a wrong tag refused", function()
+    local c = assert(cipher.new("aes-256-gcm"))
+    local key, iv = ("k"):rep(32), ("i"):rep(12)
+    local ct = assert(c:encrypt(key, iv, "secret", false, "aad"))
+    local tag = assert(c:get_aead_tag())
+    assert.equal(16, #tag)
+    assert.equal(8, #c:get_aead_tag(8))
+    assert.equal("secret", c:decrypt(key, iv, ct, false, "aad", tag))
+    assert.is_nil(c:decrypt(key, iv, ct, false, "aad", ("x"):rep(16)))
+    assert.is_nil(c:decrypt(key, iv, ct, false, "other aad", tag))
+    assert.is_true(c:init(key, iv, { is_encrypt = true }))
+    assert.is_true(c:update_aead_aad("a"))
+    assert.is_true(c:update_aead_aad("ad"))
+    assert.equal(ct, c:update("secret") .. c:final())
+    assert.equal(tag, c:get_aead_tag())
+    local r, err = c:get_aead_tag(64)
+    assert.is_nil(r)
+    assert.equal("tag size 64 is too large", err)
+  end)
+
+  it("derive matches openssl enc -P (EVP_BytesToKey)", function()
+    local c = assert(cipher.new("aes-128-cfb"))
+    local key, iv = c:derive("x")
+    local out = tmp:out("openssl enc -aes-128-cfb -pass pass:x -nosalt -P -md sha1 2>/dev/null")
+    assert.equal(out:match("key=(%x+)"), to_hex(key):upper())
+    assert.equal(out:match("iv =(%x+)"), to_hex(iv):upper())
+    local k2 = c:derive("x", "saltsalt", 1, "md5")
+    out = tmp:out("openssl enc -aes-128-cfb -pass pass:x -S 73616c7473616c74 -P -md md5"
+                  .. " 2>/dev/null")
+    assert.equal(out:match("key=(%x+)"), to_hex(k2):upper())
+    local _, _, err = c:derive("x", nil, 1, "nope")
+    assert.equal('cipher:derive: invalid digest type "nope"', err)
+  end)
+
+  it("refuses bad types, keys and IVs, and use before init, with nil, err", function()
+    local c, err = cipher.new("nope")
+    assert.is_nil(c)
+    assert.equal('cipher.new: invalid cipher type "nope"', err)
+    c = assert(cipher.new("aes-256-cbc"))
+    local ok
+    ok, err = c:init("short", IV)
+    assert.is_false(ok)
+    assert.equal("cipher:init: incorrect key size, expect 32", err)
+    ok, err = c:init(KEY, "short")
+    assert.is_false(ok)
+    assert.equal("cipher:init: incorrect iv size, expect 16", err)
+    local r
+    r, err = assert(cipher.new("aes-256-cbc")):update("x")
+    assert.is_nil(r)
+    assert.equal("cipher:update: cipher not initalized, call cipher:init first", err)
+  end)
+
+  it("istype, get_provider_name, set_buffer_size and parameters", function()
+    local c = assert(cipher.new("aes-256-gcm"))
+    assert.is_true(cipher.istype(c))
+    assert.is_false(cipher.istype({}))
+    assert.equal("default", c:get_provider_name())
+    assert.is_true(cipher.set_buffer_size(4096))
+    assert.equal(16, c:get_param("taglen"))
+    assert.equal(12, c:get_param("ivlen"))
+    assert.is_true(c:set_params({ ivlen = 16 }))
+    assert.equal(16, c:get_param("ivlen"))
+  end)
+end)
