@@ -66,6 +66,11 @@ describe("certificate phase", function()
     assert.matches("Acceptable client certificate CA names\n[^\n]*CN ?= ?client%-ca", out)
     -- not in a request phase, with Kong's message
     assert.is_false(with.request_cert_in_access)
+    -- the CA as a resty.openssl x509 object
+    local x = info("mtls-x509.test", "--cert " .. client.crt .. " --key " .. client.key)
+    assert.equal(client.pem, x.chain)
+    assert.matches("Acceptable client certificate CA names\n[^\n]*CN ?= ?client%-ca",
+                   tls.s_client("-servername mtls-x509.test"))
   end)
 
   it("a client that is not asked sends no certificate", function()

@@ -1,7 +1,8 @@
 --- kong.client.tls: the client's TLS connection, as Kong 3.10's.
 -- tollgate: `request_client_certificate(ca_certs)` takes the CA certificates
--- as a PEM string (one or more certificates) or nil, where Kong takes a
--- resty.openssl chain's cdata.
+-- as a PEM string (one or more certificates), a resty.openssl x509 object or a
+-- list of them, or nil, where Kong takes a resty.openssl x509.chain's cdata
+-- (x509.chain is not shipped yet).
 -- @module kong.client.tls
 local base = require "kong.pdk.private.base"
 local ffi = require "ffi"
@@ -21,6 +22,7 @@ local ffi_string = ffi.string
 local type = type
 local error = error
 local tostring = tostring
+local ipairs = ipairs
 
 local REWRITE_AND_LATER = base.phases("rewrite", "access", "response", "balancer", "log")
 local REWRITE_BEFORE_LOG = base.phases("rewrite", "access", "response", "balancer")
@@ -39,8 +41,18 @@ local function new()
   function TLS.request_client_certificate(ca_certs)
     local r = get_req()
     check_phase(PHASES.certificate, r)
-    if ca_certs ~= nil and type(ca_certs) ~= "string" then
-      return nil, "ca_certs must be a PEM string in tollgate"
+    if type(ca_certs) == "table" then
+      local pems = {}
+      for i, x in ipairs(ca_certs.to_PEM and { ca_certs } or ca_certs) do
+        local pem = type(x) == "table" and x.to_PEM and x:to_PEM() or nil
+        if not pem then
+          return nil, "ca_certs[" .. i .. "] is not an x509 certificate"
+        end
+        pems[#pems + 1] = pem
+      end
+      ca_certs = table.concat(pems)
+    elseif ca_certs ~= nil and type(ca_certs) ~= "string" then
+      return nil, "ca_certs must be PEM, an x509 object or a list of them"
     end
     local rc = C.tg_pdk_tls_request_client_certificate(r, ca_certs, ca_certs and #ca_certs or 0)
     if rc == -1 then
