@@ -350,34 +350,74 @@ int tg_pdk_resp_exit(tg_req_t *r, int status, const char *body, size_t len)
 
 int tg_pdk_resp_get_chunk(tg_req_t *r, const char **out, size_t *len, int *eof)
 {
-    /* body_filter arrives with the streaming filters (not yet) */
-    *out = "";
-    *len = 0;
-    *eof = 1;
-    return TG_ENOTFOUND;
+    if (r->phase != TG_PHASE_BODY_FILTER) {
+        *eof = 0;
+        out_str(NULL, 0, out, len);
+        return TG_ENOTFOUND;
+    }
+    *eof = r->chunk_eof;
+    if (r->chunk_set)
+        return out_str(tg_buf_start(&r->bf_out), tg_buf_used(&r->bf_out), out, len);
+    return out_str(r->bf_chunk, r->chunk_len, out, len);
 }
 
 int tg_pdk_resp_set_chunk(tg_req_t *r, const char *data, size_t len, int eof)
 {
-    return TG_EINVAL;
+    if (r->phase != TG_PHASE_BODY_FILTER)
+        return TG_EINVAL;
+    if (data) {
+        /* one buffer per connection, reused chunk after chunk */
+        tg_buf_reset(&r->bf_out);
+        if (len && tg_buf_append(&r->bf_out, data, len) != 0)
+            return TG_ENOMEM;
+        r->chunk_set = true;
+    }
+    if (eof >= 0)
+        r->chunk_eof = eof != 0;
+    return 0;
 }
 
 /* ---- kong.service.response ---- */
 
 int tg_pdk_svcresp_get_status(tg_req_t *r)
 {
-    return r->source && !strcmp(r->source, "service") ? r->res.status : 0;
+    return r->svc_h ? r->res.status : 0;
 }
 
 int tg_pdk_svcresp_get_header(tg_req_t *r, const char *name, size_t nlen, const char **value,
                               size_t *vlen)
 {
-    if (!r->source || strcmp(r->source, "service") != 0)
-        return TG_ENOTFOUND;
-    const tg_http_header_t *h = find(r->res.headers, r->res.num_headers, name, nlen);
+    const tg_http_header_t *h = r->svc_h ? find(r->svc_h, r->svc_n, name, nlen) : NULL;
     if (!h)
         return TG_ENOTFOUND;
     return out_str(h->value, h->value_len, value, vlen);
+}
+
+int tg_pdk_svcresp_get_header_count(tg_req_t *r)
+{
+    return r->svc_h ? (int)r->svc_n : 0;
+}
+
+int tg_pdk_svcresp_get_header_at(tg_req_t *r, int i, const char **name, size_t *nlen,
+                                 const char **value, size_t *vlen)
+{
+    if (!r->svc_h || i < 0 || (size_t)i >= r->svc_n)
+        return TG_EINVAL;
+    out_str(r->svc_h[i].name, r->svc_h[i].name_len, name, nlen);
+    return out_str(r->svc_h[i].value, r->svc_h[i].value_len, value, vlen);
+}
+
+int tg_pdk_svcresp_get_body(tg_req_t *r, const char **out, size_t *len)
+{
+    if (!r->buffering)
+        return TG_EINVAL;
+    return out_str(tg_buf_start(&r->bf_in), tg_buf_used(&r->bf_in), out, len);
+}
+
+int tg_pdk_upreq_enable_buffering(tg_req_t *r)
+{
+    r->buffering = true;
+    return 0;
 }
 
 /* ---- logging, time, workers ---- */

@@ -107,14 +107,27 @@ int tg_pdk_resp_set_header(tg_req_t *r, const char *name, size_t nlen, const cha
  * with tg_pdk_resp_set_header are sent with it). The caller (the PDK) then
  * yields the plugin's coroutine so nothing after the call runs. */
 int tg_pdk_resp_exit(tg_req_t *r, int status, const char *body, size_t len);
-/* In body_filter: the current chunk and whether it is the last. */
+/* In body_filter: the current chunk (ngx.arg[1], as an earlier plugin left
+ * it) and whether it is the last (ngx.arg[2]). TG_ENOTFOUND in other phases. */
 int tg_pdk_resp_get_chunk(tg_req_t *r, const char **out, size_t *len, int *eof);
+/* Replaces the chunk with a copy of `data` (none when NULL); `eof` 1 ends the
+ * body after this chunk, 0 clears that, -1 leaves it. TG_EINVAL outside
+ * body_filter. */
 int tg_pdk_resp_set_chunk(tg_req_t *r, const char *data, size_t len, int eof);
 
-/* ---- kong.service.response (header_filter and later) ---- */
+/* ---- kong.service.response: the upstream's answer as received ---- */
+/* 0 when the upstream did not answer */
 int tg_pdk_svcresp_get_status(tg_req_t *r);
 int tg_pdk_svcresp_get_header(tg_req_t *r, const char *name, size_t nlen, const char **value,
                               size_t *vlen);
+int tg_pdk_svcresp_get_header_count(tg_req_t *r);
+int tg_pdk_svcresp_get_header_at(tg_req_t *r, int i, const char **name, size_t *nlen,
+                                 const char **value, size_t *vlen);
+/* The upstream's whole body with buffered proxying; TG_EINVAL without. */
+int tg_pdk_svcresp_get_body(tg_req_t *r, const char **out, size_t *len);
+/* kong.service.request.enable_buffering: the upstream's answer is read whole
+ * before header_filter. */
+int tg_pdk_upreq_enable_buffering(tg_req_t *r);
 
 /* ---- kong.log, ngx.log ---- */
 void tg_pdk_log(int level, const char *msg, size_t len); /* TG_LOG_* levels */

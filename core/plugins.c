@@ -6,6 +6,8 @@
 #include "pdk.h"
 #include "proxy_int.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -25,11 +27,21 @@ char *tg__arena_dup(tg_arena_t *a, const char *p, size_t n)
         a->head = b = nb;
     }
     char *dst = b->data + b->used;
-    if (n)
+    if (n && p)
         memcpy(dst, p, n);
     dst[n] = 0;
     b->used += n + 1;
     return dst;
+}
+
+void *tg__arena_alloc(tg_arena_t *a, size_t n)
+{
+    size_t align = _Alignof(max_align_t);
+    char *p = tg__arena_dup(a, NULL, n + align - 1);
+    if (!p)
+        return NULL;
+    size_t pad = (align - ((uintptr_t)p % align)) % align;
+    return p + pad;
 }
 
 void tg__arena_reset(tg_arena_t *a)
@@ -181,6 +193,11 @@ static int phase_mask(const tg_worker_t *w, int pos)
     return w->plugin_pos && pos >= 0 && (size_t)pos < w->nplugin_pos ? w->plugin_pos[pos] : 0;
 }
 
+bool tg_plugins_wants(const tg_conn_t *c, int phase)
+{
+    return c->plugins && (phase_mask(c->w, c->route_pos) & phase);
+}
+
 bool tg_plugins_active(const tg_worker_t *w, int pos)
 {
     return phase_mask(w, pos) != 0;
@@ -286,4 +303,18 @@ void tg_plugins_request_done(tg_conn_t *c)
     c->resp_n = c->resp_cap = 0;
     c->logged = false;
     c->source = NULL;
+    c->svc_h = NULL;
+    c->svc_n = 0;
+    c->buffering = c->bf = c->up_eof = false;
+    c->out_mode = TG_OUT_RAW;
+    c->bf_chunk = NULL;
+    c->chunk_len = 0;
+    c->chunk_eof = c->chunk_set = false;
+    /* a buffered body does not stay with a keepalive connection */
+    if (c->bf_in.cap > 1024 * 1024)
+        tg_buf_free(&c->bf_in);
+    if (c->bf_out.cap > 1024 * 1024)
+        tg_buf_free(&c->bf_out);
+    tg_buf_reset(&c->bf_in);
+    tg_buf_reset(&c->bf_out);
 }

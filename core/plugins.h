@@ -16,6 +16,8 @@ int tg_plugins_configure(tg_worker_t *w, tg_snapshot_t *s);
 bool tg_plugins_active(const tg_worker_t *w, int pos);
 /* Runs `phase` (TG_PHASE_*) for the request: 0, or 500 when a plugin failed. */
 int tg_plugins_run(tg_conn_t *c, int phase);
+/* Whether some plugin of the request's route implements `phase`. */
+bool tg_plugins_wants(const tg_conn_t *c, int phase);
 /* Releases the request's coroutine and plugin state. */
 void tg_plugins_request_done(tg_conn_t *c);
 

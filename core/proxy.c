@@ -370,8 +370,13 @@ static void respond_exit(tg_conn_t *c)
         tg_buf_append_lit(&c->out, "\r\n");
     }
     bool nobody = status == 204 || status == 304 || status < 200;
+    const char *body = c->exit_body;
+    size_t blen = c->exit_body_len;
+    bool failed = tg__filter_known(c, &body, &blen, !nobody && !c->head_request) != 0;
+    if (failed)
+        c->close_after = true;
     if (!nobody) {
-        n = snprintf(tmp, sizeof(tmp), "Content-Length: %zu\r\n", c->exit_body_len);
+        n = snprintf(tmp, sizeof(tmp), "Content-Length: %zu\r\n", blen);
         tg_buf_append(&c->out, tmp, (size_t)n);
     }
     if ((conf->headers & TG_HDR_SERVER) && !has_server)
@@ -388,10 +393,9 @@ static void respond_exit(tg_conn_t *c)
     if (c->close_after || !c->keepalive)
         tg_buf_append_lit(&c->out, "Connection: close\r\n");
     tg_buf_append_lit(&c->out, "\r\n");
-    if (!nobody && !c->head_request && c->exit_body_len)
-        tg_buf_append(&c->out, c->exit_body, c->exit_body_len);
-    c->resp_h = NULL;
-    c->state = S_LOCAL;
+    if (!nobody && !c->head_request && blen && !failed)
+        tg_buf_append(&c->out, body, blen);
+    c->state = failed ? S_CLOSING : S_LOCAL;
 }
 
 /* The access phase: true when the request goes on to the upstream. */
@@ -1183,7 +1187,7 @@ static bool request_fully_sent(tg_conn_t *c)
     return c->body_done;
 }
 
-static void response_started(tg_conn_t *c);
+static bool response_started(tg_conn_t *c);
 
 /* recv()/send() on a plain or a TLS socket; *other is set when TLS waits for
  * the opposite direction. */
@@ -1284,7 +1288,7 @@ static void up_io(tg_conn_t *c, short what)
     tg_upconn_t *u = c->up;
     tg_service_t *s = c->route->service;
     if (what & EV_TIMEOUT) {
-        if (c->state == S_RESP_BODY) {
+        if (c->state == S_RESP_BODY && !c->buffering) {
             tg_log(TG_LOG_ERR, "upstream timed out while reading the response from %s",
                    c->target->name);
             up_release(c, false);
@@ -1397,23 +1401,54 @@ static void up_io(tg_conn_t *c, short what)
     if (r == 0)
         u->no_reuse = true;
     c->t_proxy_done = now_ms();
-    response_started(c);
+    /* kept only for plugins that run once the response is there */
+    if (tg_plugins_wants(c, TG_PHASE_RESPONSE | TG_PHASE_HEADER_FILTER | TG_PHASE_BODY_FILTER |
+                                TG_PHASE_LOG) &&
+        tg__filter_keep_head(c, tg_buf_start(&u->in), (size_t)rc) != 0) {
+        up_release(c, false);
+        respond_error(c, 500, NULL, false, true);
+        return;
+    }
+    bool done = response_started(c);
     tg_buf_consume(&u->in, (size_t)rc);
+    if (done) {
+        /* an exit in header_filter answered instead of the upstream's body */
+        up_release(c, false);
+        if (c->state != S_CLOSING)
+            c->state = S_LOCAL;
+        return;
+    }
     c->state = c->res.status == 101 && c->req.upgrade ? S_TUNNEL : S_RESP_BODY;
 }
 
-/* Writes the response head to the client and decides how the body ends. */
-static void response_started(tg_conn_t *c)
+static bool nobody_status(int status)
 {
-    const tg_conf_t *conf = c->w->conf;
+    return status == 204 || status == 304 || (status >= 100 && status < 200);
+}
+
+void tg__proxy_head_end(tg_conn_t *c)
+{
+    bool keep = c->keepalive && !c->close_after && !atomic_load(&c->w->stopping);
+    if (!keep)
+        c->close_after = true;
+    if (c->req.minor_version == 0 && keep)
+        tg_buf_append_lit(&c->out, "Connection: keep-alive\r\n");
+    else if (!keep)
+        tg_buf_append_lit(&c->out, "Connection: close\r\n");
+    tg_buf_append_lit(&c->out, "\r\n");
+}
+
+static bool response_head(tg_conn_t *c);
+
+/* Decides how the upstream's body ends and, unless the body is buffered
+ * first, writes the head. True when the client's answer is complete (an exit
+ * in header_filter replaced the body). */
+static bool response_started(tg_conn_t *c)
+{
     tg_http_response_t *res = &c->res;
-    tg_buf_t *o = &c->out;
-    char tmp[512];
-    int n;
     c->status = res->status;
 
-    bool nobody = c->head_request || res->status == 204 || res->status == 304 ||
-                  (res->status >= 100 && res->status < 200);
+    bool nobody = c->head_request || nobody_status(res->status);
     if (nobody)
         c->res_mode = BODY_NONE;
     else if (res->chunked)
@@ -1424,25 +1459,97 @@ static void response_started(tg_conn_t *c)
         c->res_mode = BODY_CLOSE;
     if (c->res_mode == BODY_LENGTH && c->res_left == 0)
         c->res_mode = BODY_NONE;
-    if (c->res_mode == BODY_CLOSE)
-        c->close_after = true;
-    if (c->res_mode == BODY_CHUNKED && c->req.minor_version == 0) {
-        c->dechunk = true;
-        c->close_after = true;
-    }
     if (!res->keepalive || c->res_mode == BODY_CLOSE)
         c->up->no_reuse = true;
-
+    if (c->buffering && c->req.upgrade) {
+        /* as Kong: no buffered proxying for a connection upgrade */
+        tg_log(TG_LOG_NOTICE, "response buffering was turned off: connection upgrade");
+        c->buffering = false;
+    }
+    /* plugins that see the body re-frame it (proxy_filter.c) */
+    c->bf = tg_plugins_wants(c, TG_PHASE_BODY_FILTER);
+    if (!c->buffering && !(c->bf && !nobody)) {
+        if (c->res_mode == BODY_CLOSE)
+            c->close_after = true;
+        if (c->res_mode == BODY_CHUNKED && c->req.minor_version == 0) {
+            c->dechunk = true;
+            c->close_after = true;
+        }
+    }
     c->source = "service";
+    if (c->buffering)
+        return false; /* the whole body first, then the response phase */
+    return response_head(c);
+}
+
+/* Buffered proxying: the upstream's body is in c->bf_in; runs the response
+ * phase, then answers like response_head. */
+static void response_buffered(tg_conn_t *c)
+{
+    c->resp_h = c->res_headers;
+    c->resp_n = c->res.num_headers;
+    c->resp_cap = TG_PROXY_MAX_HEADERS;
+    apply_pending_resp(c);
+    if (tg_plugins_run(c, TG_PHASE_RESPONSE) == 500) {
+        /* Kong: the error handler answers (by Accept, with the request id) */
+        c->resp_h = NULL;
+        respond_error(c, 500, NULL, false, false);
+        return;
+    }
+    if (c->exit_status)
+        c->status = c->exit_status;
+    response_head(c);
+    if (c->state != S_CLOSING)
+        c->state = S_LOCAL;
+}
+
+/* Runs header_filter and writes the response head; with a known body
+ * (buffered, or an exit in header_filter) the body too, after body_filter.
+ * True when the client's answer is complete. */
+static bool response_head(tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    tg_http_response_t *res = &c->res;
+    tg_buf_t *o = &c->out;
+    char tmp[512];
+    int n;
+
     if (c->plugins) {
-        c->resp_h = c->res_headers;
-        c->resp_n = res->num_headers;
-        c->resp_cap = TG_PROXY_MAX_HEADERS;
-        apply_pending_resp(c);
+        if (!c->resp_h) {
+            c->resp_h = c->res_headers;
+            c->resp_n = res->num_headers;
+            c->resp_cap = TG_PROXY_MAX_HEADERS;
+            apply_pending_resp(c);
+        }
         tg_plugins_run(c, TG_PHASE_HEADER_FILTER);
         res->num_headers = c->resp_n;
-        c->resp_h = NULL;
     }
+    /* the body the client gets when it is known now */
+    bool known = c->exit_status || c->buffering;
+    const char *kb = NULL;
+    size_t kn = 0;
+    if (c->exit_status) {
+        kb = c->exit_body, kn = c->exit_body_len;
+    } else if (c->buffering) {
+        kb = tg_buf_start(&c->bf_in), kn = tg_buf_used(&c->bf_in);
+    }
+    bool nobody = c->head_request || nobody_status(c->status);
+    bool failed = false;
+    c->out_mode = TG_OUT_RAW;
+    if (known) {
+        failed = tg__filter_known(c, &kb, &kn, !nobody) != 0;
+        /* without a body (HEAD, 204, 304) the upstream's headers stand */
+        c->out_mode = nobody && !c->exit_status ? TG_OUT_RAW : TG_OUT_LENGTH;
+    } else if (c->bf && nobody) {
+        failed = tg__filter_known(c, &kb, &kn, false) != 0;
+    } else if (c->bf || (c->plugins && c->res_mode == BODY_LENGTH &&
+                         !find_header(res->headers, res->num_headers, "content-length"))) {
+        /* the body may change, or header_filter dropped its length */
+        c->out_mode = TG_OUT_OPEN;
+    }
+    if (failed)
+        c->close_after = true;
+
     n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %d ", c->status);
     tg_buf_append(o, tmp, (size_t)n);
     if (res->reason_len && c->status == res->status)
@@ -1458,10 +1565,12 @@ static void response_started(tg_conn_t *c)
     for (size_t i = 0; i < res->num_headers; i++) {
         const tg_http_header_t *h = &res->headers[i];
         if (ieq(h->name, h->name_len, "transfer-encoding")) {
-            if (!c->dechunk)
+            if (!c->dechunk && c->out_mode == TG_OUT_RAW)
                 tg_buf_append_lit(o, "Transfer-Encoding: chunked\r\n");
             continue;
         }
+        if (c->out_mode != TG_OUT_RAW && ieq(h->name, h->name_len, "content-length"))
+            continue;
         if (upgrade && (ieq(h->name, h->name_len, "upgrade") ||
                         ieq(h->name, h->name_len, "connection"))) {
             tg_buf_append(o, h->name, h->name_len);
@@ -1516,57 +1625,23 @@ static void response_started(tg_conn_t *c)
         n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
         tg_buf_append(o, tmp, (size_t)n);
     }
-    if (!upgrade) {
-        bool keep = c->keepalive && !c->close_after && !atomic_load(&c->w->stopping);
-        if (!keep)
-            c->close_after = true;
-        if (c->req.minor_version == 0 && keep)
-            tg_buf_append_lit(o, "Connection: keep-alive\r\n");
-        else if (!keep)
-            tg_buf_append_lit(o, "Connection: close\r\n");
+    if (c->out_mode == TG_OUT_OPEN)
+        return false; /* ended with the first filtered chunk (proxy_filter.c) */
+    if (c->out_mode == TG_OUT_LENGTH && !nobody_status(c->status)) {
+        n = snprintf(tmp, sizeof(tmp), "Content-Length: %zu\r\n", kn);
+        tg_buf_append(o, tmp, (size_t)n);
     }
-    tg_buf_append_lit(o, "\r\n");
-}
-
-/* Moves response body bytes from the upstream buffer to the client buffer.
- * Returns 1 when the response is complete, 0 when more is needed, -1 on a
- * framing error. */
-static int response_pump(tg_conn_t *c)
-{
-    tg_upconn_t *u = c->up;
-    while (tg_buf_used(&u->in) > 0) {
-        const char *p = tg_buf_start(&u->in);
-        size_t avail = tg_buf_used(&u->in);
-        if (c->res_mode == BODY_LENGTH) {
-            size_t n = avail < (uint64_t)c->res_left ? avail : (size_t)c->res_left;
-            tg_buf_append(&c->out, p, n);
-            tg_buf_consume(&u->in, n);
-            c->res_left -= (int64_t)n;
-            if (c->res_left == 0)
-                return 1;
-        } else if (c->res_mode == BODY_CHUNKED) {
-            const char *data;
-            size_t dlen;
-            int n = tg_http_chunked_next(&c->res_chunk, p, avail, &data, &dlen);
-            if (n < 0)
-                return -1;
-            if (n == 0)
-                return 0;
-            if (c->dechunk)
-                tg_buf_append(&c->out, data, dlen);
-            else
-                tg_buf_append(&c->out, p, (size_t)n);
-            tg_buf_consume(&u->in, (size_t)n);
-            if (c->res_chunk.done)
-                return 1;
-        } else if (c->res_mode == BODY_CLOSE) {
-            tg_buf_append(&c->out, p, avail);
-            tg_buf_consume(&u->in, avail);
-        } else {
-            return 1;
-        }
-    }
-    return c->res_mode == BODY_NONE ? 1 : 0;
+    if (upgrade)
+        tg_buf_append_lit(o, "\r\n");
+    else
+        tg__proxy_head_end(c);
+    if (!known)
+        return false;
+    if (!nobody && !failed && kn)
+        tg_buf_append(o, kb, kn);
+    if (failed)
+        c->state = S_CLOSING;
+    return true;
 }
 
 /* ------------------------------------------------------------- client io -- */
@@ -1783,8 +1858,22 @@ static void drive(tg_conn_t *c)
         case S_RESP_HEAD:
             return;
         case S_RESP_BODY: {
-            int r = response_pump(c);
-            if (r < 0) {
+            int r = tg__response_pump(c);
+            if (c->buffering && r != 0) {
+                /* buffered proxying: the response phase, then the answer */
+                up_release(c, r == 1 && !c->up->no_reuse);
+                if (r == 1)
+                    response_buffered(c);
+                else
+                    respond_error(c, 502, NULL, false, true);
+                break;
+            }
+            if (r == -2) {
+                /* a body_filter failed, or memory ran out (logged): the body
+                 * ends here */
+                c->close_after = true;
+                up_release(c, false);
+            } else if (r < 0) {
                 tg_log(TG_LOG_ERR, "upstream %s sent a malformed chunked body", c->target->name);
                 c->close_after = true;
                 up_release(c, false);
@@ -1968,8 +2057,21 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
                 continue;
             }
             if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                if (c->res_mode == BODY_CLOSE && (c->buffering || c->out_mode != TG_OUT_RAW)) {
+                    c->up_eof = true; /* the decoded body is complete */
+                    drive(c);
+                    return;
+                }
+                if (c->buffering) {
+                    tg_log(TG_LOG_ERR, "upstream %s closed the connection mid-body",
+                           c->target->name);
+                    up_release(c, false);
+                    respond_error(c, 502, NULL, false, true);
+                    drive(c);
+                    return;
+                }
                 if (c->res_mode == BODY_CLOSE) {
-                    response_pump(c);
+                    tg__response_pump(c);
                     up_release(c, false);
                     c->close_after = true;
                     c->state = S_LOCAL; /* flush, then done */
@@ -1978,7 +2080,7 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
                 }
                 tg_log(TG_LOG_ERR, "upstream %s closed the connection in the middle of the body",
                        c->target->name);
-                response_pump(c);
+                tg__response_pump(c);
                 up_release(c, false);
                 c->close_after = true;
                 c->keepalive = false;
@@ -2006,8 +2108,10 @@ void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, sockle
     if (c) {
         w->free_conns = c->next;
         tg_buf_t in = c->in, out = c->out, body = c->body, upout = c->upout, head = c->head;
+        tg_buf_t res_head = c->res_head, bf_in = c->bf_in, bf_out = c->bf_out;
         memset(c, 0, sizeof(*c));
         c->in = in, c->out = out, c->body = body, c->upout = upout, c->head = head;
+        c->res_head = res_head, c->bf_in = bf_in, c->bf_out = bf_out;
         tg_buf_reset(&c->in);
         tg_buf_reset(&c->out);
     } else {
@@ -2093,6 +2197,12 @@ static void conn_close(tg_conn_t *c)
         tg_buf_free(&c->body);
     if (c->upout.cap > 65536)
         tg_buf_free(&c->upout);
+    if (c->res_head.cap > 65536)
+        tg_buf_free(&c->res_head);
+    if (c->bf_in.cap > 65536)
+        tg_buf_free(&c->bf_in);
+    if (c->bf_out.cap > 65536)
+        tg_buf_free(&c->bf_out);
     c->next = w->free_conns;
     w->free_conns = c;
 }

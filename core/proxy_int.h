@@ -26,6 +26,8 @@ typedef struct {
 } tg_arena_t;
 
 char *tg__arena_dup(tg_arena_t *a, const char *p, size_t n);
+/* `n` bytes aligned for any object, NULL when out of memory. */
+void *tg__arena_alloc(tg_arena_t *a, size_t n);
 void tg__arena_reset(tg_arena_t *a);
 
 enum {
@@ -160,10 +162,48 @@ struct tg_conn_s {
     bool logged;
     const char *source; /* "service", "exit" or "error" */
 
+    /* the response side of the plugin host (proxy_filter.c) */
+    tg_buf_t res_head;       /* the upstream's head, kept while plugins may read it */
+    tg_http_header_t *svc_h; /* the upstream's headers as received (arena) */
+    size_t svc_n;
+    bool buffering;       /* buffered proxying: the whole body before header_filter */
+    bool bf;              /* body_filter plugins see the body */
+    bool up_eof;          /* the upstream closed: a close-delimited body is complete */
+    int out_mode;         /* TG_OUT_*: how the client's body is framed */
+    tg_buf_t bf_in;       /* decoded body bytes (one pump turn, or all when buffering) */
+    tg_buf_t bf_out;      /* a chunk as a body_filter replaced it */
+    const char *bf_chunk; /* body_filter's current chunk (ngx.arg[1]) */
+    size_t chunk_len;
+    bool chunk_eof, chunk_set; /* ngx.arg[2]; whether ngx.arg[1] was replaced */
+
     /* TLS from the client (tls.c): NULL on a plain listener */
     struct ssl_st *ssl;
     bool tls_read_wants_write; /* SSL_read waits for the socket to take bytes */
 };
 
+/* How the client's body is framed when plugins may change it. */
+enum {
+    TG_OUT_RAW,     /* as the upstream framed it */
+    TG_OUT_OPEN,    /* head not ended: the first filtered chunk decides */
+    TG_OUT_LENGTH,  /* Content-Length, the body known */
+    TG_OUT_CHUNKED, /* re-chunked (HTTP/1.1 clients) */
+    TG_OUT_CLOSE,   /* delimited by close (HTTP/1.0 clients) */
+};
+
+/* proxy.c: ends a response head (Connection, blank line). */
+void tg__proxy_head_end(tg_conn_t *c);
+
+/* proxy_filter.c */
+/* Moves the upstream's body bytes to the client (proxy.c's S_RESP_BODY):
+ * 1 when the response is complete, 0 when more is needed, -1 on a framing
+ * error, -2 when a plugin failed or memory ran out (logged). */
+int tg__response_pump(tg_conn_t *c);
+/* Copies the upstream's head (`len` bytes at `from`) out of the read buffer
+ * and keeps a copy of its headers for kong.service.response. */
+int tg__filter_keep_head(tg_conn_t *c, const char *from, size_t len);
+/* Runs body_filter over a whole known body (buffered, exits): *p / *n become
+ * the body to send. `send` false (HEAD, 204, 304): runs once with "" and eof.
+ * Returns 0, or -1 when a plugin failed. */
+int tg__filter_known(tg_conn_t *c, const char **p, size_t *n, bool send);
 
 #endif

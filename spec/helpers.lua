@@ -254,6 +254,11 @@ helpers.encode_args = http.encode_args
 
 -- Mock upstream ---------------------------------------------------------------
 
+-- The body the mock upstream's /bytes/N answers with ("abc..z" repeated).
+function helpers.mock_bytes(n)
+  return ("abcdefghijklmnopqrstuvwxyz"):rep(math.floor(n / 26) + 1):sub(1, n)
+end
+
 local mock_pid
 
 -- The number of complete requests the mock upstream has received.

@@ -273,9 +273,12 @@ describe("PDK from a request", function()
     assert.equal("1", res.headers["x-hf"])
   end)
 
-  pending("kong.response.exit in header_filter replaces the body (needs the core to send " ..
-          "the exit body instead of the upstream's in header_filter)", function()
-    local _, body = get("/pdk", { ["X-Pdk-Op"] = "hf_exit" })
+  it("kong.response.exit in header_filter replaces the upstream's status and body", function()
+    local res, body = get("/pdk", { ["X-Pdk-Op"] = "hf_exit" })
+    assert.equal(418, res.status)
+    assert.equal("1", res.headers["x-hf"])
+    assert.matches("application/json", res.headers["content-type"], 1, true)
+    assert.equal(tostring(#body), res.headers["content-length"])
     assert.same({ message = "teapot" }, cjson.decode(body))
   end)
 

@@ -543,6 +543,59 @@ local function ngx_exit(status)
   end
 end
 
+-- ---------------------------------------------------------------- ngx.arg --
+
+-- In body_filter: ngx.arg[1] the chunk (replacing it changes what the client
+-- gets; nil or "" drops it), ngx.arg[2] whether it is the last (true ends the
+-- body after this chunk).
+local function chunk_value(v)
+  if v == nil then
+    return ""
+  end
+  local t = type(v)
+  if t == "string" then
+    return v
+  elseif t == "number" then
+    return tostring(v)
+  elseif t == "table" then
+    local out = {}
+    flatten(out, v)
+    return concat(out)
+  end
+  error("bad argument #2 to '?' (string, number, nil or table expected, got " .. t .. ")", 3)
+end
+
+local arg_mt = {
+  __index = function(_, k)
+    local r = get_req()
+    if r == nil or base.phase_name(r) ~= "body_filter" then
+      return nil
+    end
+    local eof = base.i1
+    C.tg_pdk_resp_get_chunk(r, s1, n1, eof)
+    if k == 1 then
+      return ffi_string(s1[0], n1[0])
+    elseif k == 2 then
+      return eof[0] ~= 0
+    end
+    return nil
+  end,
+  __newindex = function(_, k, v)
+    local r = get_req()
+    if r == nil or base.phase_name(r) ~= "body_filter" then
+      error("API disabled in the current context", 2)
+    end
+    if k == 1 then
+      v = chunk_value(v)
+      C.tg_pdk_resp_set_chunk(r, v, #v, -1)
+    elseif k == 2 then
+      C.tg_pdk_resp_set_chunk(r, nil, 0, v and 1 or 0)
+    else
+      error("bad index: " .. tostring(k), 2)
+    end
+  end,
+}
+
 -- --------------------------------------------------------------- install --
 
 local PHASE_NAMES = { init_worker = "init_worker", rewrite = "rewrite", access = "access",
@@ -645,6 +698,7 @@ function shim.new()
     end,
   }
   ngx.header = setmetatable({}, header_mt)
+  ngx.arg = setmetatable({}, arg_mt)
   ngx.print = ngx_print
   ngx.say = ngx_say
   ngx.exit = ngx_exit

@@ -23,6 +23,7 @@ ffi.cdef [[
   typedef struct tg_conn_s tg_req_t;
   void tg_pdk_log(int level, const char *msg, size_t len);
   int tg_plugins_set_phase(tg_req_t *r, int phase);
+  int tg_pdk_upreq_enable_buffering(tg_req_t *r);
 ]]
 local C = ffi.C
 
@@ -41,7 +42,8 @@ local service_by_id
 
 -- phase names -> the TG_PHASE_* bits of core/pdk.h
 local PHASE_BITS = {
-  certificate = 2, rewrite = 4, access = 8, response = 16, header_filter = 64, body_filter = 128, log = 256,
+  certificate = 2, rewrite = 4, access = 8, response = 16, header_filter = 64, body_filter = 128,
+  log = 256,
 }
 
 local function log_err(msg)
@@ -216,21 +218,31 @@ function runloop.configure(json)
   return true
 end
 
-local ALL_PHASES = 2 + 4 + 8 + 16 + 64 + 128 + 256
+-- Adds the TG_PHASE_* bits of the phases a handler implements to mask.
+local function handler_bits(mask, handler)
+  for name, b in pairs(PHASE_BITS) do
+    if handler[name] then
+      mask = bit_or(mask, b)
+    end
+  end
+  if handler.response then
+    mask = bit_or(mask, PHASE_BITS.access) -- access decides buffered proxying
+  end
+  return mask
+end
 
 --- The TG_PHASE_* bits some plugin implements for a route position (0:
 -- before routing: the global plugins), so the core enters Lua only for those.
 function runloop.phase_mask(pos)
-  if next(consumer_scoped) ~= nil then
-    return ALL_PHASES
-  end
   local list = pos == 0 and globals or by_position[pos] or {}
   local mask = 0
   for _, inst in ipairs(list) do
-    for name, b in pairs(PHASE_BITS) do
-      if inst.handler[name] then
-        mask = bit_or(mask, b)
-      end
+    mask = handler_bits(mask, inst.handler)
+  end
+  if mask ~= 0 and pos ~= 0 then
+    -- consumer-scoped instances join once a plugin of the route authenticates
+    for _, insts in pairs(consumer_scoped) do
+      mask = handler_bits(mask, insts[1].handler)
     end
   end
   return mask
@@ -346,6 +358,14 @@ function runloop.execute(phase, pos, first)
   end
   if phase == "access" then
     shared.__tg_plugins = current
+    -- a plugin with a response phase: buffered proxying (Kong's
+    -- ctx.buffered_proxying)
+    for k = 1, #current do
+      if current[k].handler.response then
+        C.tg_pdk_upreq_enable_buffering(req)
+        break
+      end
+    end
   elseif phase == "log" then
     ctx.clear(req)
   end

@@ -2,7 +2,6 @@
 -- @module kong.request
 local base = require "kong.pdk.private.base"
 local args = require "kong.pdk.private.args"
-local cjson = require "cjson.safe"
 local ffi = require "ffi"
 
 local C = base.C
@@ -20,9 +19,7 @@ local sub = string.sub
 local lower = string.lower
 local gsub = string.gsub
 
-local MIN_HEADERS, MAX_HEADERS, DEFAULT_HEADERS = 1, 1000, 100
 local MIN_QUERY_ARGS, MAX_QUERY_ARGS = 1, 1000
-local MIN_POST_ARGS, MAX_POST_ARGS = 1, 1000
 local MIN_PORT, MAX_PORT = 1, 65535
 
 local CT_POST = "application/x-www-form-urlencoded"
@@ -283,15 +280,7 @@ local function new(kong)
   function R.get_headers(max_headers)
     local r = get_req()
     check_phase(PHASES.request, r)
-    if max_headers == nil then
-      max_headers = DEFAULT_HEADERS
-    elseif type(max_headers) ~= "number" then
-      error("max_headers must be a number", 2)
-    elseif max_headers < MIN_HEADERS then
-      error("max_headers must be >= " .. MIN_HEADERS, 2)
-    elseif max_headers > MAX_HEADERS then
-      error("max_headers must be <= " .. MAX_HEADERS, 2)
-    end
+    max_headers = base.max_headers(max_headers)
     return base.collect_headers(need(r), C.tg_pdk_req_get_header_count,
                                 C.tg_pdk_req_get_header_at, max_headers)
   end
@@ -337,41 +326,12 @@ local function new(kong)
       end
       ct = ct:match("^%s*(.-)%s*$")
     end
-    if ct == CT_POST then
-      if max_args ~= nil then
-        if type(max_args) ~= "number" then
-          error("max_args must be a number", 2)
-        elseif max_args < MIN_POST_ARGS then
-          error("max_args must be >= " .. MIN_POST_ARGS, 2)
-        elseif max_args > MAX_POST_ARGS then
-          error("max_args must be <= " .. MAX_POST_ARGS, 2)
-        end
-      end
-      local body, err = R.get_raw_body()
-      if not body then
-        return nil, err, CT_POST
-      end
-      return args.decode(body, max_args or 100), nil, CT_POST
-    elseif ct == CT_JSON or find(ct, "+json", 1, true) then
-      local body, err = R.get_raw_body()
-      if not body then
-        return nil, err, CT_JSON
-      end
-      local json = cjson.decode(body)
-      if type(json) ~= "table" then
-        return nil, "invalid json body", CT_JSON
-      end
-      return json, nil, CT_JSON
-    elseif ct == CT_FORM_DATA then
-      local body, err = R.get_raw_body()
-      if not body then
-        return nil, err, CT_FORM_DATA
-      end
-      local t = args.multipart(body, mimetype and header_of(r, "Content-Type") or content_type)
-      if not t then
-        return nil, "unable to decode multipart body", CT_FORM_DATA
-      end
-      return t, nil, CT_FORM_DATA
+    local mime = (ct == CT_POST and CT_POST) or
+                 ((ct == CT_JSON or find(ct, "+json", 1, true)) and CT_JSON) or
+                 (ct == CT_FORM_DATA and CT_FORM_DATA) or nil
+    if mime then
+      return args.decode_body(mime, mimetype and header_of(r, "Content-Type") or content_type,
+                              R.get_raw_body, max_args, 3)
     end
     return nil, "unsupported content type '" .. content_type .. "'", ct
   end

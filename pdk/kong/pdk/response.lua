@@ -21,6 +21,7 @@ local tostring = tostring
 local fmt = string.format
 local lower = string.lower
 local gsub = string.gsub
+local concat = table.concat
 local co_yield = coroutine.yield
 local co_running = coroutine.running
 
@@ -162,15 +163,7 @@ local function new(kong)
   function R.get_headers(max_headers)
     local r = get_req()
     check_phase(header_body_log, r)
-    if max_headers == nil then
-      max_headers = 100
-    elseif type(max_headers) ~= "number" then
-      error("max_headers must be a number", 2)
-    elseif max_headers < 1 then
-      error("max_headers must be >= 1", 2)
-    elseif max_headers > 1000 then
-      error("max_headers must be <= 1000", 2)
-    end
+    max_headers = base.max_headers(max_headers)
     return base.collect_headers(need(r), C.tg_pdk_resp_get_header_count,
                                 C.tg_pdk_resp_get_header_at, max_headers)
   end
@@ -285,8 +278,8 @@ local function new(kong)
       body = json
     end
     if base.phase_name(r) == "header_filter" then
-      -- Kong replaces the answer being sent: its status now, its body when the
-      -- core honours the exit body in header_filter (see kong.response.exit)
+      -- Kong replaces the answer being sent: its status now; the core sends
+      -- the exit body instead of the upstream's (body_filter still runs)
       C.tg_pdk_resp_set_status(r, status)
     end
     local rc
@@ -386,29 +379,60 @@ local function new(kong)
     return send(r, status, body, headers)
   end
 
-  --- The body chunk in body_filter (not yet available: streaming filters).
+  -- Kong's key for the chunks get_raw_body keeps until eof
+  local BODY_BUFFER = "KONG_BODY_BUFFER"
+
+  --- In body_filter: the whole body once its last chunk is there, else nil.
+  -- Each earlier chunk is kept and taken out of the stream (ngx.arg[1] = ""),
+  -- so the last call's return value is what the client gets unless
+  -- set_raw_body replaces it.
   -- @function kong.response.get_raw_body
+  -- @phases body_filter
   function R.get_raw_body()
     local r = get_req()
     check_phase(base.PHASES.body_filter, r)
-    local eof = base.i1
-    if C.tg_pdk_resp_get_chunk(need(r), s1, n1, eof) < 0 then
-      return nil
+    local eof_out = base.i1
+    C.tg_pdk_resp_get_chunk(need(r), s1, n1, eof_out)
+    local eof = eof_out[0] ~= 0
+    local shared = tctx.get(r)
+    local buf = shared[BODY_BUFFER]
+    if eof and not buf then
+      return ffi_string(s1[0], n1[0])
     end
-    return ffi_string(s1[0], n1[0])
+    if n1[0] > 0 then
+      if not buf then
+        buf = {}
+        shared[BODY_BUFFER] = buf
+      end
+      buf[#buf + 1] = ffi_string(s1[0], n1[0])
+    end
+    if eof then
+      local body = buf and concat(buf) or ""
+      C.tg_pdk_resp_set_chunk(r, body, #body, -1)
+      shared[BODY_BUFFER] = nil
+      return body
+    end
+    C.tg_pdk_resp_set_chunk(r, "", 0, -1)
+    return nil
   end
 
-  --- Replaces the body in body_filter.
+  --- In body_filter: replaces the body with `body` and ends it after this
+  -- chunk. As Kong, an empty body is sent as "\n"; a Content-Length set by
+  -- the upstream is dropped by the core when the body goes through body_filter.
   -- @function kong.response.set_raw_body
+  -- @phases body_filter
+  -- @tparam string body
   function R.set_raw_body(body)
     local r = get_req()
     check_phase(base.PHASES.body_filter, r)
     if type(body) ~= "string" then
       error("body must be a string", 2)
     end
-    if C.tg_pdk_resp_set_chunk(need(r), body, #body, 1) < 0 then
-      error("setting the body in body_filter is not supported yet", 2)
+    if body == "" then
+      body = "\n"
     end
+    C.tg_pdk_resp_set_chunk(need(r), body, #body, 1)
+    tctx.get(r)[BODY_BUFFER] = nil
   end
 
   return R

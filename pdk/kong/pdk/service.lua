@@ -27,8 +27,8 @@ local HDR_SET, HDR_ADD, HDR_CLEAR = base.HDR_SET, base.HDR_ADD, base.HDR_CLEAR
 local access_and_rewrite = base.phases("rewrite", "access")
 local access_rewrite_balancer = base.phases("rewrite", "access", "balancer")
 local access_rewrite_balancer_preread = base.phases("rewrite", "access", "balancer", "preread")
-local header_body_log = base.phases("response", "header_filter", "body_filter", "log", "error",
-                                    "admin_api")
+-- kong.service.response's phases (Kong: no error or admin_api here)
+local header_body_log = base.phases("response", "header_filter", "body_filter", "log")
 
 local need = base.need_req
 
@@ -134,12 +134,15 @@ local function new_request(kong)
     set_query_str(r, q)
   end
 
-  --- Buffered proxying (the whole upstream answer read before header_filter)
-  -- is not available yet: raises.
+  --- Enables buffered proxying: the upstream's whole answer is read before
+  -- the response phase and header_filter, so that plugins see its body with
+  -- kong.service.response.get_raw_body / get_body.
   -- @function kong.service.request.enable_buffering
+  -- @phases rewrite, access, balancer
   function SR.enable_buffering()
-    check_phase(access_rewrite_balancer, get_req())
-    error("kong.service.request.enable_buffering is not yet supported", 2)
+    local r = get_req()
+    check_phase(access_rewrite_balancer, r)
+    C.tg_pdk_upreq_enable_buffering(need(r))
   end
 
   --- The method sent upstream.
@@ -295,7 +298,7 @@ local function new_response(kong)
     local r = get_req()
     check_phase(header_body_log, r)
     if type(name) ~= "string" then
-      error("header name must be a string", 2)
+      error("name must be a string", 2)
     end
     name = name:gsub("_", "-") -- as the headers table's lookup does
     if C.tg_pdk_svcresp_get_header(need(r), name, #name, s1, n1) < 0 then
@@ -304,18 +307,64 @@ local function new_response(kong)
     return ffi_string(s1[0], n1[0])
   end
 
-  -- The core keeps no separate list of the upstream's headers, and buffered
-  -- proxying (the upstream body in memory) does not exist yet: these raise
-  -- rather than answer something else.
-  local function unsupported_rs(fn, why)
-    return function()
-      check_phase(header_body_log, get_req())
-      error(fmt("kong.service.response.%s is not yet supported (%s)", fn, why), 2)
-    end
+  --- The upstream's headers (as received, without the edits of plugins):
+  -- lowercase names, case-insensitive lookup, "_" for "-"; nil, "truncated"
+  -- beyond max_headers (default 100, 1..1000).
+  -- @function kong.service.response.get_headers
+  -- @phases response, header_filter, body_filter, log
+  function RS.get_headers(max_headers)
+    local r = get_req()
+    check_phase(header_body_log, r)
+    max_headers = base.max_headers(max_headers)
+    return base.collect_headers(need(r), C.tg_pdk_svcresp_get_header_count,
+                                C.tg_pdk_svcresp_get_header_at, max_headers)
   end
-  RS.get_headers = unsupported_rs("get_headers", "the core exposes single headers only")
-  RS.get_raw_body = unsupported_rs("get_raw_body", "needs buffered proxying")
-  RS.get_body = unsupported_rs("get_body", "needs buffered proxying")
+
+  local BODY_TYPES = { "application/x-www-form-urlencoded", "application/json",
+                       "multipart/form-data" }
+  local NOT_BUFFERED = "service body is only available with buffered proxying " ..
+                       "(see: kong.service.request.enable_buffering function)"
+
+  --- The upstream's whole body (buffered proxying only).
+  -- @function kong.service.response.get_raw_body
+  -- @phases response, header_filter, body_filter, log
+  function RS.get_raw_body()
+    local r = get_req()
+    check_phase(header_body_log, r)
+    if C.tg_pdk_svcresp_get_body(need(r), s1, n1) < 0 then
+      error(NOT_BUFFERED, 2)
+    end
+    return ffi_string(s1[0], n1[0])
+  end
+
+  --- The upstream's body decoded by its MIME type (JSON, urlencoded form,
+  -- multipart); buffered proxying only. Returns body, err, mimetype.
+  -- @function kong.service.response.get_body
+  -- @phases response, header_filter, body_filter, log
+  -- @tparam[opt] string mimetype
+  -- @tparam[opt] number max_args
+  function RS.get_body(mimetype, max_args)
+    local r = get_req()
+    check_phase(header_body_log, r)
+    if C.tg_pdk_svcresp_get_body(need(r), s1, n1) < 0 then
+      error(NOT_BUFFERED, 2)
+    end
+    local content_type = mimetype or RS.get_header("Content-Type")
+    if not content_type then
+      return nil, "missing content type"
+    end
+    local ct = lower(content_type)
+    local semi = find(ct, ";", 1, true)
+    if semi then
+      ct = ct:sub(1, semi - 1)
+    end
+    for _, mime in ipairs(BODY_TYPES) do
+      if find(ct, mime, 1, true) == 1 then
+        return args.decode_body(mime, content_type, RS.get_raw_body, max_args, 3)
+      end
+    end
+    return nil, "unsupported content type '" .. content_type .. "'", ct
+  end
 
   local _ = kong
   return RS

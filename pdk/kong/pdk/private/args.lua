@@ -191,4 +191,39 @@ function args.multipart(body, content_type)
   return t
 end
 
+--- kong.request.get_body / kong.service.response.get_body: decodes `body`
+-- as `mime` ("application/x-www-form-urlencoded", "application/json" or
+-- "multipart/form-data"; content_type carries the multipart boundary).
+-- get_raw returns the body or nil, err. Returns value, err, mime.
+-- `level`: where errors about max_args point.
+function args.decode_body(mime, content_type, get_raw, max_args, level)
+  if mime == "application/x-www-form-urlencoded" and max_args ~= nil then
+    if type(max_args) ~= "number" then
+      error("max_args must be a number", level)
+    elseif max_args < 1 then
+      error("max_args must be >= 1", level)
+    elseif max_args > 1000 then
+      error("max_args must be <= 1000", level)
+    end
+  end
+  local body, err = get_raw()
+  if not body then
+    return nil, err, mime
+  end
+  if mime == "application/x-www-form-urlencoded" then
+    return args.decode(body, max_args or 100), nil, mime
+  elseif mime == "application/json" then
+    local json = require("cjson.safe").decode(body)
+    if type(json) ~= "table" then
+      return nil, "invalid json body", mime
+    end
+    return json, nil, mime
+  end
+  local t = args.multipart(body, content_type)
+  if not t then
+    return nil, "unable to decode multipart body", mime
+  end
+  return t, nil, mime
+end
+
 return args

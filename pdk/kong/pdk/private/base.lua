@@ -62,6 +62,11 @@ ffi.cdef [[
   int tg_pdk_svcresp_get_status(tg_req_t *r);
   int tg_pdk_svcresp_get_header(tg_req_t *r, const char *name, size_t nlen, const char **value,
                                 size_t *vlen);
+  int tg_pdk_svcresp_get_header_count(tg_req_t *r);
+  int tg_pdk_svcresp_get_header_at(tg_req_t *r, int i, const char **name, size_t *nlen,
+                                   const char **value, size_t *vlen);
+  int tg_pdk_svcresp_get_body(tg_req_t *r, const char **out, size_t *len);
+  int tg_pdk_upreq_enable_buffering(tg_req_t *r);
   void tg_pdk_log(int level, const char *msg, size_t len);
   int tg_pdk_log_level(void);
   double tg_pdk_now(void);
@@ -246,6 +251,21 @@ local headers_mt = {
   end,
 }
 base.headers_mt = headers_mt
+
+--- Kong's max_headers argument check (get_headers of kong.request,
+-- kong.response, kong.service.response): the limit, 100 when nil.
+function base.max_headers(max_headers)
+  if max_headers == nil then
+    return 100
+  elseif type(max_headers) ~= "number" then
+    error("max_headers must be a number", 3)
+  elseif max_headers < 1 then
+    error("max_headers must be >= 1", 3)
+  elseif max_headers > 1000 then
+    error("max_headers must be <= 1000", 3)
+  end
+  return max_headers
+end
 
 --- Reads n headers through get_at(r, i, ...) into a Kong headers table;
 -- returns t, "truncated" when there were more than max.
