@@ -1,9 +1,12 @@
 /* control.c: the control thread's lua_State, config loading and publishing. */
 #include "control.h"
+#include "balancer.h"
+#include "health.h"
 #include "log.h"
 #include "lua_vm.h"
 #include "snapshot.h"
 #include "worker.h"
+#include "dns.h"
 
 #include <stdio.h>
 #include <malloc.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 static lua_State *CL;
+static struct event_base *cbase;
 static const tg_conf_t *cconf;
 /* The declarative files in force: the start's, then those of the effective
  * configuration a reload wrote (.tollgate_env). */
@@ -45,8 +49,16 @@ static int l_apply(lua_State *L)
         lua_pushstring(L, err);
         return 2;
     }
+    tg_dns_wait(5000); /* its names answer from the first request */
     tg_snapshot_publish(s);
     tg_workers_notify();
+    /* active health checks follow the published upstreams */
+    s = tg_snapshot_current();
+    tg_health_probe_set_t *ps = NULL;
+    size_t nps = tg_balancer_probe_set(s->upstreams, s->nupstreams, &ps);
+    tg_health_sync(cbase, ps, nps);
+    tg_balancer_probe_set_free(ps, nps);
+    tg_snapshot_unref(s);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -142,7 +154,7 @@ static int load_declarative(char *err, size_t errlen)
 
 int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, size_t errlen)
 {
-    TG_UNUSED(base);
+    cbase = base;
     cconf = conf;
     CL = tg_lua_new_state(conf->lua_package_path);
     if (!CL) {
@@ -158,6 +170,9 @@ int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, s
     lua_setfield(CL, -2, "conf");
     lua_pop(CL, 1);
 
+    int rc = tg_dns_init(base, conf, err, errlen);
+    if (rc != 0)
+        return rc;
     tg_snapshot_publish(tg_snapshot_empty());
     set_decl_files(conf->declarative_config, conf->ndeclarative_config);
     if (conf->database_off && conf->ndeclarative_config > 0)
@@ -189,8 +204,10 @@ int tg_control_reload(void)
 
 void tg_control_shutdown(void)
 {
+    tg_health_shutdown();
     if (CL)
         lua_close(CL);
     CL = NULL;
     set_decl_files(NULL, 0);
+    tg_dns_shutdown();
 }

@@ -11,7 +11,8 @@
 #define TG_LUA_MODULES(X)                                                                          \
     X("tollgate.c.router", luaopen_tollgate_c_router)                                              \
     X("tollgate.c.control", luaopen_tollgate_c_control)                                            \
-    X("tollgate.c.util", luaopen_tollgate_c_util)
+    X("tollgate.c.util", luaopen_tollgate_c_util)                                                  \
+    X("tollgate.c.balancer", luaopen_tollgate_c_balancer)
 
 #define DECLARE(name, fn) __attribute__((weak)) int fn(lua_State *L);
 TG_LUA_MODULES(DECLARE)

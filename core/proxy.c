@@ -9,6 +9,7 @@
 #include "proxy.h"
 #include "proxy_int.h"
 #include "buf.h"
+#include "dns.h"
 #include "http_parse.h"
 #include "log.h"
 #include "pdk.h"
@@ -120,18 +121,64 @@ static void up_free(tg_upconn_t *u)
     free(u);
 }
 
+/* The idle pool: one list of every idle connection, newest first (the oldest
+ * goes when the pool is full), and per address bucket the same connections,
+ * so that finding one for a target does not walk the others'. */
+static uint8_t up_bucket(const struct sockaddr_storage *a, socklen_t len)
+{
+    const unsigned char *b = (const unsigned char *)a;
+    uint32_t h = 2166136261u;
+    for (socklen_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return (uint8_t)(h ^ (h >> 8) ^ (h >> 16) ^ (h >> 24));
+}
+
+static void pool_unlink(tg_worker_t *w, tg_upconn_t *u)
+{
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        w->idle_up = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    else
+        w->idle_up_tail = u->prev;
+    if (u->bprev)
+        u->bprev->bnext = u->bnext;
+    else
+        w->idle_bucket[u->bucket] = u->bnext;
+    if (u->bnext)
+        u->bnext->bprev = u->bprev;
+    u->next = u->prev = u->bnext = u->bprev = NULL;
+    u->pooled = false;
+    w->nidle_up--;
+}
+
+static void pool_push(tg_worker_t *w, tg_upconn_t *u)
+{
+    u->prev = NULL;
+    u->next = w->idle_up;
+    if (w->idle_up)
+        w->idle_up->prev = u;
+    else
+        w->idle_up_tail = u;
+    w->idle_up = u;
+    u->bucket = up_bucket(&u->addr, u->addrlen);
+    u->bprev = NULL;
+    u->bnext = w->idle_bucket[u->bucket];
+    if (u->bnext)
+        u->bnext->bprev = u;
+    w->idle_bucket[u->bucket] = u;
+    u->pooled = true;
+    w->nidle_up++;
+}
+
 /* A pooled connection that became readable (closed by the upstream) or
  * stayed idle too long leaves the pool. */
 static void up_idle_drop(tg_upconn_t *u)
 {
-    tg_worker_t *w = u->w;
-    tg_upconn_t **pp = &w->idle_up;
-    while (*pp && *pp != u)
-        pp = &(*pp)->next;
-    if (*pp) {
-        *pp = u->next;
-        w->nidle_up--;
-    }
+    if (u->pooled)
+        pool_unlink(u->w, u);
     up_free(u);
 }
 
@@ -159,13 +206,8 @@ static void up_release(tg_conn_t *c, bool reusable)
         return;
     }
     if ((int)w->nidle_up >= conf->upstream_keepalive_pool_size) {
-        /* drop the oldest (the tail) */
-        tg_upconn_t **pp = &w->idle_up;
-        while ((*pp)->next)
-            pp = &(*pp)->next;
-        tg_upconn_t *old = *pp;
-        *pp = NULL;
-        w->nidle_up--;
+        tg_upconn_t *old = w->idle_up_tail; /* the oldest */
+        pool_unlink(w, old);
         up_free(old);
     }
     tg_buf_reset(&u->in);
@@ -175,21 +217,16 @@ static void up_release(tg_conn_t *c, bool reusable)
                                   ? conf->upstream_keepalive_idle_timeout_ms
                                   : 60000);
     event_add(&u->idle_timer, &tv);
-    u->next = w->idle_up;
-    w->idle_up = u;
-    w->nidle_up++;
+    pool_push(w, u);
 }
 
 static tg_upconn_t *up_take_idle(tg_worker_t *w, const tg_target_t *t, uint64_t tls_key)
 {
-    for (tg_upconn_t **pp = &w->idle_up; *pp; pp = &(*pp)->next) {
-        tg_upconn_t *u = *pp;
+    for (tg_upconn_t *u = w->idle_bucket[up_bucket(&t->addr, t->addrlen)]; u; u = u->bnext) {
         if (u->addrlen == t->addrlen && u->tls_key == tls_key &&
             memcmp(&u->addr, &t->addr, t->addrlen) == 0) {
-            *pp = u->next;
-            w->nidle_up--;
+            pool_unlink(w, u);
             event_del(&u->idle_timer);
-            u->next = NULL;
             u->reused = true;
             u->read_pending = false;
             return u;
@@ -462,6 +499,7 @@ static void snap_release(tg_conn_t *c)
 
 static void reset_request(tg_conn_t *c)
 {
+    tg__lb_done(c);
     snap_release(c);
     c->route = NULL;
     c->req.num_headers = 0;
@@ -592,6 +630,8 @@ static void set_client_ip(tg_conn_t *c)
 static tg_target_t *pick_target(tg_conn_t *c)
 {
     tg_service_t *s = c->route->service;
+    if (s->upstream)
+        return tg__lb_pick(c);
     if (!s->ntargets)
         return NULL;
     if (s->ntargets == 1)
@@ -675,8 +715,12 @@ static int build_upstream_head(tg_conn_t *c)
             tg_buf_append(o, c->req.query, c->req.query_len);
     }
     tg_buf_append_lit(o, " HTTP/1.1\r\nHost: ");
+    const char *lbhost;
+    size_t lbhost_len;
     if (r->preserve_host && c->req.host)
         tg_buf_append(o, c->req.host, c->req.host_len);
+    else if (c->lb_up && (lbhost = tg__lb_host(c, &lbhost_len)) != NULL)
+        tg_buf_append(o, lbhost, lbhost_len);
     else
         tg_buf_append(o, s->host_header, s->host_header_len);
     tg_buf_append_lit(o, "\r\n");
@@ -1064,7 +1108,15 @@ static void start_upstream(tg_conn_t *c)
     tg_service_t *s = c->route->service;
     if (!c->t_upstream_start)
         c->t_upstream_start = now_ms();
-    c->target = pick_target(c);
+    if (s->dns) { /* a hostname: the worker's view of dns.c's current answers */
+        const char *msg;
+        int st = tg_dns_pick(s->dns, w->id, s->port, &c->dns_target, &msg);
+        if (st) {
+            respond_error(c, st, msg, true, !c->body_done);
+            return;
+        }
+    }
+    c->target = s->dns ? &c->dns_target : pick_target(c);
     if (!c->target) {
         respond_error(c, 503, "failure to get a peer from the ring-balancer", true, !c->body_done);
         return;
@@ -1074,10 +1126,14 @@ static void start_upstream(tg_conn_t *c)
     const char *sni = NULL, *vhost = NULL;
     uint64_t tls_key = 0;
     if (s->tls) {
-        bool ph = c->route->preserve_host && c->req.host;
-        tls_key = tg_tls_upstream_target(s->tls, ph ? c->req.host : s->host,
-                                         ph ? c->req.host_len : strlen(s->host), snibuf,
-                                         sizeof(snibuf), &sni);
+        /* the host of the Host header build_upstream_head sends */
+        const char *h = s->host;
+        size_t hl = strlen(s->host);
+        if (c->route->preserve_host && c->req.host)
+            h = c->req.host, hl = c->req.host_len;
+        else if (c->lb_up && (h = tg__lb_host(c, &hl)) == NULL)
+            h = s->host, hl = strlen(s->host);
+        tls_key = tg_tls_upstream_target(s->tls, h, hl, snibuf, sizeof(snibuf), &sni);
         vhost = sni ? sni : s->host;
     }
     tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target, tls_key);
@@ -1136,9 +1192,16 @@ static void upstream_failed(tg_conn_t *c, int status, const char *why)
 {
     tg_service_t *s = c->route->service;
     bool stale = c->up && c->up->reused && !c->t_upstream_first;
+    if (!stale)
+        tg__lb_report(c, status == 504 ? TG_HEV_TIMEOUT : TG_HEV_TCP_FAILURE, 0);
     if (c->up)
         up_release(c, false);
     bool replayable = c->body_mode == BODY_NONE || c->route->request_buffering;
+    /* as nginx's proxy_next_upstream: a non-idempotent request is not sent twice */
+    if (c->request_sent_any && (ieq(c->req.method, c->req.method_len, "post") ||
+                                ieq(c->req.method, c->req.method_len, "patch") ||
+                                ieq(c->req.method, c->req.method_len, "lock")))
+        replayable = false;
     if (replayable && (stale || c->tries < s->retries)) {
         if (stale) {
             c->fresh_only = true;
@@ -1291,6 +1354,7 @@ static void up_io(tg_conn_t *c, short what)
         if (c->state == S_RESP_BODY && !c->buffering) {
             tg_log(TG_LOG_ERR, "upstream timed out while reading the response from %s",
                    c->target->name);
+            tg__lb_report(c, TG_HEV_TIMEOUT, 0);
             up_release(c, false);
             c->close_after = true;
             c->state = S_CLOSING;
@@ -1302,6 +1366,7 @@ static void up_io(tg_conn_t *c, short what)
         if (c->state == S_CONNECT) {
             upstream_failed(c, 504, "connect timeout");
         } else {
+            tg__lb_report(c, TG_HEV_TIMEOUT, 0);
             up_release(c, false);
             respond_error(c, 504, NULL, false, !c->body_done);
         }
@@ -1371,8 +1436,9 @@ static void up_io(tg_conn_t *c, short what)
         }
         tg_log(TG_LOG_ERR, "upstream %s closed the connection before sending a response",
                c->target->name);
-        up_release(c, false);
-        respond_error(c, 502, NULL, false, !c->body_done);
+        /* no byte of the answer came: as nginx's proxy_next_upstream error,
+         * another target when the request may be sent again */
+        upstream_failed(c, 502, "closed before a response");
         return;
     }
     c->res.headers = c->res_headers;
@@ -1477,6 +1543,7 @@ static bool response_started(tg_conn_t *c)
         }
     }
     c->source = "service";
+    tg__lb_report(c, TG_HEV_SUCCESS, res->status);
     if (c->buffering)
         return false; /* the whole body first, then the response phase */
     return response_head(c);
@@ -1625,6 +1692,7 @@ static bool response_head(tg_conn_t *c)
         n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
         tg_buf_append(o, tmp, (size_t)n);
     }
+    tg__lb_response(c, o);
     if (c->out_mode == TG_OUT_OPEN)
         return false; /* ended with the first filtered chunk (proxy_filter.c) */
     if (c->out_mode == TG_OUT_LENGTH && !nobody_status(c->status)) {
@@ -2219,10 +2287,9 @@ void tg_proxy_close_idle(tg_worker_t *w)
     }
     while (w->idle_up) {
         tg_upconn_t *u = w->idle_up;
-        w->idle_up = u->next;
+        pool_unlink(w, u);
         up_free(u);
     }
-    w->nidle_up = 0;
 }
 
 size_t tg_proxy_live(tg_worker_t *w)

@@ -4,6 +4,7 @@
 #ifndef TG_PROXY_INT_H
 #define TG_PROXY_INT_H
 
+#include "balancer.h"
 #include "buf.h"
 #include "http_parse.h"
 #include "proxy.h"
@@ -46,7 +47,13 @@ enum {
 enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
 
 struct tg_upconn_s {
-    tg_upconn_t *next;
+    /* the keepalive pool: every idle connection (newest first), and those of
+     * one address bucket; `pooled` while in both */
+    tg_upconn_t *next, *prev, *bnext, *bprev;
+    bool pooled;
+    uint8_t bucket;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
     tg_worker_t *w;
     int fd;
     /* registered once (edge-triggered, persistent): no epoll_ctl per request */
@@ -54,8 +61,6 @@ struct tg_upconn_s {
     struct event idle_timer; /* keepalive idle timeout while pooled */
     bool read_pending;       /* an edge was left unread (bounded read-ahead) */
     bool want_write;         /* a write edge matters (connect, a send that blocked) */
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
     tg_buf_t in;
     int requests;
     int64_t idle_since;
@@ -114,10 +119,14 @@ struct tg_conn_s {
     /* upstream */
     tg_upconn_t *up;
     tg_target_t *target;
+    tg_upstream_t *lb_up; /* the upstream balanced over (balancer_req.c), NULL if none */
+    tg_lb_state_t lb;
+    char lb_cookie[37];   /* a hash cookie to set on the response */
     int tries;
     bool fresh_only; /* after a stale pooled connection */
     tg_buf_t upout;
     bool request_sent_any;
+    tg_target_t dns_target; /* target's storage for a hostname's pick (dns.h) */
 
     /* response */
     tg_http_header_t res_headers[TG_PROXY_MAX_HEADERS];
@@ -180,6 +189,13 @@ struct tg_conn_s {
     struct ssl_st *ssl;
     bool tls_read_wants_write; /* SSL_read waits for the socket to take bytes */
 };
+
+/* balancer_req.c: the balancer for the proxy */
+tg_target_t *tg__lb_pick(tg_conn_t *c);
+void tg__lb_report(tg_conn_t *c, int event, int status); /* passive health (TG_HEV_*) */
+void tg__lb_response(tg_conn_t *c, tg_buf_t *o); /* latency; Set-Cookie of the hash cookie */
+void tg__lb_done(tg_conn_t *c);
+const char *tg__lb_host(tg_conn_t *c, size_t *len);
 
 /* How the client's body is framed when plugins may change it. */
 enum {

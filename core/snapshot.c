@@ -1,8 +1,10 @@
 /* snapshot.c: building, publishing and releasing configuration snapshots. */
 #include "snapshot.h"
+#include "balancer.h"
 #include "log.h"
 #include "lua_vm.h"
 #include "tls.h"
+#include "dns.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -55,18 +57,20 @@ static char *foreign_id(lua_State *L, int t, const char *k)
 
 static int resolve(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    /* an address here; a hostname through dns.c (c-ares), never getaddrinfo's
+     * blocking lookup */
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     struct addrinfo *res = NULL;
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", port);
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0 || !res) {
-        snprintf(err, errlen, "%s", gai_strerror(rc));
+    if (getaddrinfo(host, portstr, &hints, &res) == 0 && res) {
+        memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+        t->addrlen = res->ai_addrlen;
+        freeaddrinfo(res);
+    } else if (tg_dns_resolve_now(host, port, t, err, errlen) != 0) {
         return TG_ENOTFOUND;
     }
-    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-    t->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
     char name[300];
     snprintf(name, sizeof(name), "%s:%u", host, port);
     t->name = strdup(name);
@@ -75,79 +79,23 @@ static int resolve(const char *host, uint16_t port, tg_target_t *t, char *err, s
     return 0;
 }
 
-/* Splits "host:port" / "[v6]:port" / "host" (port defaults to 8000, as Kong's targets). */
-static void split_target(const char *s, char *host, size_t hostcap, uint16_t *port)
-{
-    *port = 8000;
-    const char *colon;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        size_t n = end ? (size_t)(end - s - 1) : strlen(s + 1);
-        snprintf(host, hostcap, "%.*s", (int)n, s + 1);
-        colon = end ? strchr(end, ':') : NULL;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon && strchr(s, ':') != colon)
-            colon = NULL; /* bare IPv6 without brackets */
-        size_t n = colon ? (size_t)(colon - s) : strlen(s);
-        snprintf(host, hostcap, "%.*s", (int)n, s);
-    }
-    if (colon)
-        *port = (uint16_t)atoi(colon + 1);
-}
-
 /* Fills the service's targets: the upstream of that name in its workspace, if
- * any, else the host itself. Resolution happens here, on the control thread.
- * TODO(issue 12): non-blocking c-ares resolution with TTLs, health checks. */
-static void service_targets(lua_State *L, int upstreams, int targets, tg_service_t *svc)
+ * any (balancer.c), else the host itself, resolved here on the control thread. */
+static void service_targets(tg_snapshot_t *snap, tg_service_t *svc)
 {
     char err[256];
-    size_t nup = upstreams ? lua_objlen(L, upstreams) : 0;
-    for (size_t i = 1; i <= nup; i++) {
-        lua_rawgeti(L, upstreams, (int)i);
-        int u = lua_gettop(L);
-        char *name = dupfield(L, u, "name"), *ws = dupfield(L, u, "ws_id"),
-             *uid = dupfield(L, u, "id");
-        bool match = name && strcasecmp(name, svc->host) == 0 &&
-                     (!ws || !svc->ws_id || strcmp(ws, svc->ws_id) == 0);
-        free(name);
-        free(ws);
-        lua_pop(L, 1);
-        if (!match) {
-            free(uid);
-            continue;
-        }
-        size_t nt = targets ? lua_objlen(L, targets) : 0;
-        svc->targets = calloc(nt + 1, sizeof(tg_target_t));
-        for (size_t j = 1; j <= nt; j++) {
-            lua_rawgeti(L, targets, (int)j);
-            int t = lua_gettop(L);
-            char *up = foreign_id(L, t, "upstream");
-            char *target = dupfield(L, t, "target");
-            int weight = (int)numfield(L, t, "weight", 100);
-            if (up && uid && target && strcmp(up, uid) == 0 && weight > 0) {
-                char host[256];
-                uint16_t port;
-                split_target(target, host, sizeof(host), &port);
-                tg_target_t *tt = &svc->targets[svc->ntargets];
-                tt->weight = weight;
-                if (resolve(host, port, tt, err, sizeof(err)) == 0) {
-                    svc->ntargets++;
-                    svc->total_weight += weight;
-                } else {
-                    tg_log(TG_LOG_ERR, "upstream %s: target %s: %s", svc->host, target, err);
-                }
-            }
-            free(up);
-            free(target);
-            lua_pop(L, 1);
-        }
-        free(uid);
-        if (svc->ntargets == 0)
-            svc->resolve_error = strdup("no healthy targets");
+    svc->upstream = tg_upstream_find(snap->upstreams, snap->nupstreams, svc->host, svc->ws_id);
+    if (svc->upstream)
+        return;
+    svc->targets = calloc(1, sizeof(tg_target_t));
+    unsigned char ip[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, svc->host, ip) != 1 && inet_pton(AF_INET6, svc->host, ip) != 1) {
+        /* a hostname: dns.c resolves it, the worker picks from its answers */
+        svc->dns = tg_dns_name_get(svc->host);
+        if (!svc->dns)
+            svc->resolve_error = strdup("no resolver");
         return;
     }
-    svc->targets = calloc(1, sizeof(tg_target_t));
     if (resolve(svc->host, svc->port, &svc->targets[0], err, sizeof(err)) == 0) {
         svc->ntargets = 1;
         svc->total_weight = svc->targets[0].weight;
@@ -171,6 +119,7 @@ static void free_service(tg_service_t *s)
     free(s->targets);
     free(s->resolve_error);
     tg_tls_upstream_free(s->tls);
+    tg_dns_name_release(s->dns);
 }
 
 static void free_route(tg_route_t *r)
@@ -190,6 +139,7 @@ static void snapshot_free(tg_snapshot_t *s)
         free_service(&s->services[i]);
     free(s->routes);
     free(s->services);
+    tg_upstreams_free(s->upstreams, s->nupstreams);
     free(s->lua_json);
     tg_tls_certs_free(s->tls_certs);
     free(s);
@@ -233,6 +183,9 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
     int cas = entity_list(L, entities, "ca_certificates");
     int certs = entity_list(L, entities, "certificates");
 
+    if (tg_upstreams_build(L, upstreams, targets, resolve, &s->upstreams, &s->nupstreams, err,
+                           errlen) != 0)
+        goto done;
     size_t nsvc = lua_objlen(L, services);
     s->services = calloc(nsvc + 1, sizeof(tg_service_t));
     for (size_t i = 1; i <= nsvc; i++) {
@@ -268,7 +221,7 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
             snprintf(hh, sizeof(hh), "%s:%u", svc->host, svc->port);
         svc->host_header = strdup(hh);
         svc->host_header_len = strlen(hh);
-        service_targets(L, upstreams, targets, svc);
+        service_targets(s, svc);
         if (svc->protocol == TG_PROTO_HTTPS) {
             char e[512];
             svc->tls = tg_tls_upstream_build(L, t, cas, certs, e, sizeof(e));

@@ -25,12 +25,22 @@ typedef struct {
     socklen_t addrlen;
     int weight;
     char *name; /* "host:port" for logs */
+    /* an upstream's target (balancer.c) */
+    char *id, *target, *host; /* the row's id, its `target` as configured, its host */
+    uint16_t port;
+    char *host_header; /* the Host sent to it: the upstream's host_header, else host[:port] */
+    size_t host_header_len;
+    uint64_t seed; /* hash of `target`: its consistent-hashing identity */
+    struct tg_health_target_s *health;
 } tg_target_t;
+
+struct tg_upstream_s;
 
 typedef struct tg_service_s {
     char *id, *name, *ws_id;
     int protocol; /* TG_PROTO_HTTP / TG_PROTO_HTTPS */
     char *host;   /* as configured (an upstream name or a hostname/IP) */
+    struct tg_dns_name_s *dns; /* a hostname (not an upstream): dns.c's answers, else NULL */
     uint16_t port;
     char *path;   /* NULL when not set */
     size_t path_len;
@@ -42,6 +52,7 @@ typedef struct tg_service_s {
     size_t ntargets;
     int total_weight;
     char *resolve_error; /* set when the host could not be resolved */
+    struct tg_upstream_s *upstream; /* the upstream its host names, or NULL (balancer.h) */
     struct tg_tls_upstream_s *tls; /* protocol https: TLS parameters (tls.c) */
 } tg_service_t;
 
@@ -63,6 +74,8 @@ typedef struct tg_snapshot_s {
     size_t nroutes;
     tg_service_t *services;
     size_t nservices;
+    struct tg_upstream_s *upstreams; /* balancer.h */
+    size_t nupstreams;
     size_t nroute_rows;  /* routes in the config, disabled services' included */
     char *lua_json;      /* tollgate.snapshot_json: what the workers' Lua needs */
     struct tg_tls_certs_s *tls_certs; /* certificates by SNI (tls.c); NULL: none */

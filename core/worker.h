@@ -35,7 +35,9 @@ typedef struct tg_worker_s {
     tg_router_cache_t *router_cache;
     tg_conn_t *conns;    /* live client connections (for graceful stop) */
     tg_conn_t *free_conns;
-    tg_upconn_t *idle_up; /* upstream keepalive pool */
+    tg_upconn_t *idle_up; /* upstream keepalive pool, newest first (proxy.c) */
+    tg_upconn_t *idle_up_tail;
+    tg_upconn_t *idle_bucket[256]; /* the same connections by address */
     size_t nidle_up;
     atomic_int stopping; /* 1 = graceful, 2 = fast */
     uint32_t rr; /* round-robin position */

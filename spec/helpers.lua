@@ -300,12 +300,54 @@ function helpers.start_mock_upstream()
   return true
 end
 
-function helpers.stop_mock_upstream()
-  if mock_pid and pid_alive(mock_pid) then
-    ffi.C.kill(mock_pid, 15)
-    pcall(helpers.wait_until, function() return not pid_alive(mock_pid) end, 5)
+-- SIGTERM to a fixture server we started, and a wait for it to go.
+local function stop_server(pid)
+  if pid and pid_alive(pid) then
+    ffi.C.kill(pid, 15)
+    pcall(helpers.wait_until, function() return not pid_alive(pid) end, 5)
   end
+end
+
+function helpers.stop_mock_upstream()
+  stop_server(mock_pid)
   mock_pid = nil
+end
+
+-- DNS responder ---------------------------------------------------------------
+
+-- tg_dns_server (spec/fixtures/dns_server.c) on 127.0.0.1:(base + 6560), for
+-- specs that point dns_resolver at it.
+helpers.dns_server_port = PORT_BASE + 6560
+helpers.dns_server_bin = os.getenv("TG_DNS_SERVER_BIN")
+                         or (pl_path.dirname(helpers.bin_path) .. "/tg_dns_server")
+local dns_pid
+
+-- Starts it answering from the file `records` (re-read whenever it changes) and
+-- appending every query to `querylog` ("name TYPE" lines); waits until it answers.
+function helpers.start_dns_server(records, querylog)
+  helpers.stop_dns_server()
+  local f = io.popen(shell_quote(helpers.dns_server_bin) .. " -l " .. shell_quote(querylog) .. " "
+                     .. helpers.dns_server_port .. " " .. shell_quote(records) .. " & echo $!")
+  dns_pid = tonumber(f:read("*l"))
+  f:close()
+  -- a query for "ready." (any answer will do)
+  local q = "\0\1\1\0\0\1\0\0\0\0\0\0\5ready\0\0\1\0\1"
+  local ok = pcall(helpers.wait_until, function()
+    local u = socket.udp()
+    u:settimeout(0.2)
+    u:setpeername("127.0.0.1", helpers.dns_server_port)
+    u:send(q)
+    local r = u:receive()
+    u:close()
+    return r ~= nil
+  end, 10)
+  if not ok then return nil, "tg_dns_server did not start" end
+  return true
+end
+
+function helpers.stop_dns_server()
+  stop_server(dns_pid)
+  dns_pid = nil
 end
 
 -- Blueprints ------------------------------------------------------------------

@@ -466,12 +466,14 @@ end
 
 -- Kong's page_for_upstream: newest first, one row per target address,
 -- numeric offsets.
-local function targets_page(self, raw)
+--
+-- targets_slice(self, raw) -> data, next_offset, upstream | nil, error response
+local function targets_slice(self, raw)
   local targets = entities.get("targets")
   local upstream = select(entities.get("upstreams"), self.params.upstreams, self.ws.id)
-  if not upstream then return http.not_found() end
+  if not upstream then return nil, http.not_found() end
   local size, err = page_size(self.args)
-  if not size then return err end
+  if not size then return nil, err end
   local rows = list(targets, self.ws.id, function(row)
     return type(row.upstream) == "table" and row.upstream.id == upstream.id
   end)
@@ -492,7 +494,7 @@ local function targets_page(self, raw)
   if offset ~= nil then
     from = tonumber(offset)
     if not from or from < 0 or floor(from) ~= from then
-      return invalid_offset(tostring(offset), "bad offset string")
+      return nil, invalid_offset(tostring(offset), "bad offset string")
     end
   end
   local data = http.array()
@@ -504,6 +506,12 @@ local function targets_page(self, raw)
   if active[from + size + 1] then
     next_offset = tostring(from + size)
   end
+  return data, next_offset, upstream
+end
+
+local function targets_page(self, raw)
+  local data, next_offset = targets_slice(self, raw)
+  if not data then return next_offset end
   local next_page = next_offset and fmt("%s/upstreams/%s%s?offset=%s", self.prefix,
                                         self.raw.upstreams, raw and "/targets/all" or "/targets",
                                         http.escape_uri(next_offset))
@@ -528,11 +536,91 @@ local function find_target(self)
   return nil, http.not_found()
 end
 
+-- PUT /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy
 local function target_health(self)
-  local _, res = find_target(self)
-  if res then return res end
-  -- TODO(balancer): health overrides arrive with the balancer work.
-  return http.message(501, "target health overrides are not implemented yet")
+  local t, res = find_target(self)
+  if not t then return res end
+  local healthy = self.req.path:match("/healthy/?$") ~= nil
+  local ok, err = require("tollgate.c.balancer").set_health(t.upstream.id, t.target,
+                                                           self.params.address, healthy)
+  if not ok then
+    if err == "no balancer" then
+      local u = select(entities.get("upstreams"), self.params.upstreams, self.ws.id)
+      err = "Upstream " .. tostring(u and u.name) .. " has no balancer"
+    end
+    return http.message(400, err)
+  end
+  return http.response(204)
+end
+
+local HEALTH_STATES = { HEALTHY = true, UNHEALTHY = true }
+
+-- Kong's getTargetStatus: one target of the balancer
+local function target_status(h)
+  local avail = h.available and h.weight or 0
+  return {
+    host = h.host, port = h.port, nodeWeight = h.weight,
+    weight = { total = h.weight, available = avail, unavailable = h.weight - avail },
+    addresses = h.addresses,
+  }
+end
+
+-- GET /upstreams/{u}/health: the active targets with their health (Kong's
+-- page_for_upstream_with_health, paged as /targets), or the balancer's with
+-- ?balancer_health=1.
+local function upstream_health(self)
+  local rows, next_offset, upstream = targets_slice(self, false)
+  if not rows then return next_offset end
+  local node_id = require("tollgate.admin.kong").node_id()
+  local info = require("tollgate.c.balancer").health(upstream.id)
+  if tostring(http.first(self.args.balancer_health)) == "1" then
+    local balancer_health = info and info.healthy and "HEALTHY" or "UNHEALTHY"
+    local total, available = info and info.total or 0, info and info.available or 0
+    local hosts = http.array()
+    local names = {}
+    for name in pairs(info and info.targets or {}) do names[#names + 1] = name end
+    sort(names)
+    for _, name in ipairs(names) do hosts[#hosts + 1] = target_status(info.targets[name]) end
+    return http.response(200, {
+      data = {
+        health = info and info.used and balancer_health or "HEALTHCHECKS_OFF",
+        balancer_health = balancer_health,
+        id = upstream.id,
+        details = {
+          healthy = info and info.healthy or false,
+          weight = { total = total, available = available, unavailable = total - available },
+          hosts = hosts,
+        },
+      },
+      next = null,
+      node_id = node_id,
+    })
+  end
+  local data = http.array()
+  for _, row in ipairs(rows) do
+    local t = {}
+    for k, v in pairs(row) do t[k] = v end
+    local h = info and info.targets[row.target]
+    if h then
+      t.health = "HEALTHCHECKS_OFF"
+      for _, a in ipairs(h.addresses) do
+        if a.health == "HEALTHY" then
+          t.health = "HEALTHY"
+          break
+        elseif HEALTH_STATES[a.health] then
+          t.health = a.health
+        end
+      end
+      t.data = target_status(h)
+    else
+      t.health = "DNS_ERROR"
+    end
+    data[#data + 1] = t
+  end
+  local next_page = next_offset and fmt("%s/upstreams/%s/health?offset=%s", self.prefix,
+                                        self.raw.upstreams, http.escape_uri(next_offset))
+  return http.response(200, { data = data, offset = next_offset, next = next_page or null,
+                              node_id = node_id })
 end
 
 -- /certificates/{certificates}: a key that is not a UUID names an SNI.
@@ -645,14 +733,7 @@ local function custom(routes)
       routes["/upstreams/:upstreams/targets/:targets" .. p] = { PUT = target_health }
     end
   end
-  routes["/upstreams/:upstreams/health"] = {
-    GET = function(self)
-      local upstream = select(entities.get("upstreams"), self.params.upstreams, self.ws.id)
-      if not upstream then return http.not_found() end
-      -- TODO(balancer): target health comes with the balancer work.
-      return http.message(501, "upstream health is not implemented yet")
-    end,
-  }
+  routes["/upstreams/:upstreams/health"] = { GET = upstream_health }
 
   for _, path in ipairs({ "/certificates/:certificates", "/certificates/:certificates/snis",
                           "/certificates/:certificates/snis/:snis" }) do

@@ -114,6 +114,13 @@ local function enabled_in_cluster()
   return names
 end
 
+--- The node id: the configured one, else the instance's.
+function _M.node_id()
+  local c = conf()
+  return c.node_id ~= nil and c.node_id ~= null and c.node_id ~= "" and c.node_id
+         or state().node_id
+end
+
 ---------------------------------------------------------------------------
 -- GET /
 
@@ -137,8 +144,7 @@ function _M.root()
     tollgate_version = c.tollgate_version,
     edition = "community",
     hostname = st.hostname,
-    node_id = c.node_id ~= nil and c.node_id ~= null and c.node_id ~= "" and c.node_id
-              or st.node_id,
+    node_id = _M.node_id(),
     timers = { running = 0, pending = 0 },
     plugins = {
       available_on_server = available_plugins(),
