@@ -36,6 +36,18 @@ static void set_arg(lua_State *L, const char *progname, int argc, char **argv, i
     lua_setglobal(L, "arg");
 }
 
+/* Sets the global `ngx` (tollgate.ngx_shim: ngx.shared, ngx.re, ...), as
+ * OpenResty's `resty` runner has one. Returns 0, or non-zero with the error on
+ * the stack. */
+static int install_ngx(lua_State *L)
+{
+    if (tg_lua_require(L, "tollgate.ngx_shim") != 0)
+        return 1;
+    lua_getfield(L, -1, "install");
+    lua_remove(L, -2);
+    return tg_lua_pcall(L, 0, 0);
+}
+
 static void report(lua_State *L, const char *what)
 {
     const char *msg = lua_tostring(L, -1);
@@ -56,6 +68,11 @@ int tg_cmd_lua(int argc, char **argv)
     }
     int rc = 0;
     set_arg(L, argv[0], argc, argv, 1);
+    if (install_ngx(L) != 0) {
+        report(L, "lua");
+        rc = 1;
+        goto out;
+    }
     const char *file = strcmp(argv[0], "-") == 0 ? NULL : argv[0];
     if (luaL_loadfile(L, file) != 0) {
         report(L, "lua");
@@ -83,6 +100,11 @@ int tg_cmd_busted(int argc, char **argv)
     }
     int rc = 0;
     set_arg(L, "busted", argc, argv, 0);
+    if (install_ngx(L) != 0) {
+        report(L, "busted");
+        rc = 1;
+        goto out;
+    }
     /* The runner reads its caller's chunk name (debug level 2) as the program
      * name; "@busted" makes it behave as /usr/bin/busted does. */
     static const char boot[] = "require('busted.runner')({ standalone = false })";

@@ -6,6 +6,7 @@
  * the same setting). Raw values are merged in precedence order, then every key
  * is validated and converted into tg_conf_t; all bad values are reported. */
 #include "conf.h"
+#include "shdict.h"
 #include "log.h"
 #include "respond.h"
 
@@ -157,8 +158,9 @@ static const keydef_t keys[] = {
     U("nginx_http_charset", "UTF-8", K_STR),
     I("nginx_http_client_max_body_size", "0", K_SIZE),
     A("nginx_http_client_body_buffer_size", "client_body_buffer_size"),
-    U("nginx_http_lua_regex_match_limit", "100000", K_NUM),
-    U("nginx_http_lua_regex_cache_max_entries", "8192", K_NUM),
+    I("nginx_http_lua_regex_match_limit", "100000", K_NUM),
+    I("nginx_http_lua_regex_cache_max_entries", "8192", K_NUM),
+    I("nginx_http_lua_shared_dict", NULL, K_STR),
     I("nginx_http_keepalive_requests", "10000", K_INT),
     A("nginx_proxy_real_ip_header", "real_ip_header"),
     A("nginx_proxy_real_ip_recursive", "real_ip_recursive"),
@@ -211,9 +213,9 @@ static const keydef_t keys[] = {
 
     U("db_update_frequency", "5", K_NUM),
     U("db_update_propagation", "0", K_NUM),
-    U("db_cache_ttl", "0", K_NUM),
-    U("db_cache_neg_ttl", NULL, K_NUM),
-    U("db_resurrect_ttl", "30", K_NUM),
+    I("db_cache_ttl", "0", K_NUM),
+    I("db_cache_neg_ttl", NULL, K_NUM),
+    I("db_resurrect_ttl", "30", K_NUM),
     U("db_cache_warmup_entities", "services", K_LIST),
 
     I("dns_resolver", NULL, K_LIST),
@@ -974,6 +976,12 @@ static void build(loader_t *ld, tg_conf_t *c, const char *prefix_override)
         WARN(ld, "router_flavor: 'traditional' is served by tollgate's traditional_compatible "
                  "router");
     c->mem_cache_size = sizev(ld, "mem_cache_size");
+    c->lua_shared_dict = dupv(ld, "nginx_http_lua_shared_dict");
+    if (c->lua_shared_dict) {
+        char why[256];
+        if (tg_shdict_parse(c->lua_shared_dict, 0, why, sizeof(why)) != 0)
+            ERR(ld, "nginx_http_lua_shared_dict: %s", why);
+    }
     c->lua_max_req_headers = (int)intv(ld, "lua_max_req_headers", 100);
     c->lua_max_resp_headers = (int)intv(ld, "lua_max_resp_headers", 100);
     c->lua_max_uri_args = (int)intv(ld, "lua_max_uri_args", 100);
@@ -1190,7 +1198,7 @@ void tg_conf_free(tg_conf_t *c)
         &c->declarative_config_string, &c->proxy_access_log, &c->proxy_error_log,
         &c->admin_access_log, &c->admin_error_log, &c->status_access_log, &c->status_error_log,
         &c->real_ip_header, &c->error_default_type, &c->lua_package_path, &c->lua_package_cpath,
-        &c->role, &c->router_flavor, &c->node_id, &c->pg_host, &c->pg_user, &c->pg_password,
+        &c->role, &c->router_flavor, &c->lua_shared_dict, &c->node_id, &c->pg_host, &c->pg_user, &c->pg_password,
         &c->pg_database, &c->pg_schema, &c->ssl_protocols, &c->ssl_cipher_suite,
         &c->ssl_ciphers, &c->ssl_dhparam, &c->client_ssl_cert, &c->client_ssl_cert_key, &c->dns_hostsfile, &c->cluster_control_plane,
         &c->cluster_cert, &c->cluster_cert_key, &c->cluster_ca_cert, &c->cluster_mtls,

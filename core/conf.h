@@ -125,6 +125,7 @@ typedef struct tg_conf_s {
     char *role; /* traditional | control_plane | data_plane */
     char *router_flavor;
     size_t mem_cache_size;
+    char *lua_shared_dict; /* nginx_http_lua_shared_dict: "name size[; name size]" */
     int lua_max_req_headers, lua_max_resp_headers, lua_max_uri_args, lua_max_post_args;
     bool allow_debug_header;
     char *node_id;

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "plugins.h"
 #include "proxy.h"
+#include "shdict.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -56,6 +57,11 @@ int tg_server_run(tg_conf_t *conf)
         return 1;
     }
     tg_proxy_accesslog = tg_accesslog_open(conf->proxy_access_log);
+    if (tg_shdict_setup(conf, err, sizeof(err)) != 0) {
+        tg_log(TG_LOG_EMERG, "%s", err);
+        tg_cli_notify_ready(0, err);
+        return 1;
+    }
 
     /* before the first snapshot: its certificates share the listeners' settings */
     if (tg_tls_init(conf, err, sizeof(err)) != 0) {

@@ -1,7 +1,8 @@
 -- tollgate.ngx_shim: the part of OpenResty's `ngx` API Kong plugins use,
 -- over the PDK's C ABI. install() sets _G.ngx when there is none.
 --
--- Deliberately absent (nil, so using them fails loudly): ngx.re, ngx.shared,
+-- ngx.shared is tollgate.shdict, ngx.re tollgate.ngx_re.
+-- Deliberately absent (nil, so using them fails loudly):
 -- ngx.timer, ngx.sleep, ngx.socket, ngx.thread, ngx.semaphore.
 local ffi = require "ffi"
 local cjson = require "cjson.safe"
@@ -684,6 +685,9 @@ function shim.new()
     nginx_configure = function() return "" end,
   }
   ngx.var = setmetatable({}, var_mt)
+  ngx.shared = require("tollgate.shdict").new()
+  local re = require "tollgate.ngx_re"
+  ngx.re = { match = re.match, find = re.find, gmatch = re.gmatch, sub = re.sub, gsub = re.gsub }
   ngx.req = new_req()
   ngx.resp = {
     get_headers = function(max, raw)

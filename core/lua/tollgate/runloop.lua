@@ -138,6 +138,8 @@ local function sort_instances(list)
   return list
 end
 
+local configured_once = false
+
 --- Called once per snapshot with the JSON of tollgate.snapshot_json.
 function runloop.configure(json)
   local cfg, err = cjson.decode(json)
@@ -205,6 +207,13 @@ function runloop.configure(json)
     end
     by_position[pos] = list
   end
+
+  if configured_once and kong.cache then
+    -- a new configuration: flush the node caches, as Kong's reconfigure does
+    kong.core_cache:purge(true)
+    kong.cache:purge(true)
+  end
+  configured_once = true
 
   for _, p in ipairs(loaded.sorted) do
     if p.handler.configure then

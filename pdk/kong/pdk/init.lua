@@ -159,6 +159,13 @@ function pdk.new(conf)
   kong.response = require("kong.pdk.response").new(kong)
   kong.client = require("kong.pdk.client").new(kong)
   kong.service = require("kong.pdk.service").new(kong)
+  -- the node cache (Kong: kong.cache and kong.core_cache), once ngx.shared exists
+  local g_ngx = rawget(_G, "ngx")
+  if g_ngx and g_ngx.shared then
+    local cache = require "kong.cache"
+    kong.cache = cache.for_configuration(conf, "kong_db_cache", "invalidations")
+    kong.core_cache = cache.for_configuration(conf, "kong_core_db_cache")
+  end
 
   kong.ip = {
     --- Whether an address is in trusted_ips.

@@ -187,9 +187,14 @@ function _M.status(self)
     return http.message(400, err)
   end
   local st = state()
+  local dicts = {}
+  for name, m in pairs(require("tollgate.shdict").stats()) do
+    dicts[name] = { allocated_slabs = bytes_to_str(m.used, unit, scale),
+                    capacity = bytes_to_str(m.capacity, unit, scale) }
+  end
   local body = {
     memory = {
-      lua_shared_dicts = setmetatable({}, nil),
+      lua_shared_dicts = dicts,
       workers_lua_vms = http.array({
         { http_allocated_gc = bytes_to_str(collectgarbage("count") * 1024, unit, scale),
           pid = st.pid },
