@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lthread.h"
 #include "lua_vm.h"
 #include "tg.h"
+
+#include <event2/event.h>
 
 /* Specs require "spec.helpers" relative to the repo root (Kong's layout) and
  * plain "helpers"-style modules from spec/; both work from the root. Then
@@ -55,6 +58,68 @@ static void report(lua_State *L, const char *what)
     fflush(stderr);
 }
 
+/* Runs the function below the `nargs` arguments on top of the stack
+ * as a light thread on an event loop of its own, so that it may call
+ * ngx.sleep, timers and cosockets; returns when it ended (pending timers then
+ * run with premature = true, for at most 5 s). Leaves true, or false and the
+ * error, on the stack. */
+static void run_on_loop(lua_State *L, int nargs)
+{
+    static const char boot[] =
+        "local fn = ...\n"
+        "local st = { done = false }\n"
+        "require('tollgate.c.sched').spawn(function(...)\n"
+        "  st.ok, st.err = xpcall(fn, function(e)\n"
+        "    if e == nil then return '(error object is a nil value)' end\n"
+        "    return debug.traceback(e, 2)\n"
+        "  end, ...)\n"
+        "  st.done = true\n"
+        "end, select(2, ...))\n"
+        "return st\n";
+    struct event_base *base = event_base_new();
+    tg_sched_t *s = base ? tg_sched_attach(L, base, NULL, NULL) : NULL;
+    if (!s) {
+        lua_settop(L, 0);
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, tg_strerror(TG_ENOMEM));
+        if (base)
+            event_base_free(base);
+        return;
+    }
+    int fn = lua_gettop(L) - nargs;
+    luaL_loadbuffer(L, boot, sizeof(boot) - 1, "=tollgate");
+    lua_insert(L, fn);
+    if (lua_pcall(L, nargs + 1, 1, 0) != 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+    } else {
+        for (;;) {
+            lua_getfield(L, -1, "done");
+            int done = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+            if (done)
+                break;
+            if (event_base_loop(base, EVLOOP_ONCE) != 0) {
+                fprintf(stderr, "tollgate: the main thread waits for nothing that can happen\n");
+                break;
+            }
+        }
+        if (tg_sched_shutdown(s) > 0) {
+            struct timeval grace = {5, 0};
+            event_base_loopexit(base, &grace);
+            event_base_dispatch(base);
+        }
+        lua_getfield(L, -1, "err");
+        lua_getfield(L, -2, "ok");
+        lua_remove(L, -3);
+        lua_insert(L, -2);
+    }
+    tg_sched_detach(s);
+    /* the loop's events live in Lua objects: collect them before the base */
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    event_base_free(base);
+}
+
 int tg_cmd_lua(int argc, char **argv)
 {
     if (argc < 1 || !argv[0]) {
@@ -81,7 +146,8 @@ int tg_cmd_lua(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++)
         lua_pushstring(L, argv[i]);
-    if (tg_lua_pcall(L, argc - 1, 0) != 0) {
+    run_on_loop(L, argc - 1);
+    if (!lua_toboolean(L, -2)) {
         report(L, "lua");
         rc = 1;
     }
@@ -115,7 +181,8 @@ int tg_cmd_busted(int argc, char **argv)
     }
     /* busted ends a passing run by returning; on failures it raises error()
      * with no message (Lua 5.1 rules), which is our cue for exit code 1. */
-    if (tg_lua_pcall(L, 0, 0) != 0) {
+    run_on_loop(L, 0);
+    if (!lua_toboolean(L, -2)) {
         const char *msg = lua_tostring(L, -1);
         if (msg && strncmp(msg, "(error object is a nil value)", 29) != 0)
             report(L, "busted");

@@ -12,6 +12,8 @@
     X("tollgate.c.router", luaopen_tollgate_c_router)                                              \
     X("tollgate.c.control", luaopen_tollgate_c_control)                                            \
     X("tollgate.c.util", luaopen_tollgate_c_util)                                                  \
+    X("tollgate.c.sched", luaopen_tollgate_c_sched)                                                \
+    X("tollgate.c.socket", luaopen_tollgate_c_socket)                                              \
     X("tollgate.c.balancer", luaopen_tollgate_c_balancer)
 
 #define DECLARE(name, fn) __attribute__((weak)) int fn(lua_State *L);

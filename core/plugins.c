@@ -5,6 +5,7 @@
 #include "lua_vm.h"
 #include "pdk.h"
 #include "proxy_int.h"
+#include "lthread.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -104,6 +105,17 @@ static int runloop_init(lua_State *L, const tg_conf_t *conf, int id, int count, 
     return none ? 1 : 0;
 }
 
+static void wake_request(void *owner, const char *res);
+
+static int request_phase(void *owner, int set)
+{
+    tg_conn_t *c = owner;
+    int old = c->phase;
+    if (set >= 0)
+        c->phase = set;
+    return old;
+}
+
 int tg_plugins_check(const tg_conf_t *conf, char *err, size_t errlen)
 {
     lua_State *L = tg_lua_new_state(conf->lua_package_path);
@@ -123,9 +135,14 @@ int tg_plugins_worker_init(tg_worker_t *w, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return TG_ENOMEM;
     }
-    int rc = runloop_init(L, w->conf, w->id, tg_workers_count(), err, errlen);
+    /* timers and cosockets run on the worker's loop, from init_worker on */
+    w->sched = tg_sched_attach(L, w->base, wake_request, request_phase);
+    int rc = w->sched ? runloop_init(L, w->conf, w->id, tg_workers_count(), err, errlen)
+                      : TG_ENOMEM;
     if (rc != 0) {
         /* 1: no plugin enabled, requests never enter Lua */
+        tg_sched_detach(w->sched);
+        w->sched = NULL;
         lua_close(L);
         return rc < 0 ? rc : 0;
     }
@@ -139,6 +156,8 @@ int tg_plugins_worker_init(tg_worker_t *w, char *err, size_t errlen)
     /* what kong.response.exit yields */
     if (tg_lua_require(L, "tollgate.ctx") != 0) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        tg_sched_detach(w->sched);
+        w->sched = NULL;
         lua_close(L);
         return TG_EINVAL;
     }
@@ -149,8 +168,15 @@ int tg_plugins_worker_init(tg_worker_t *w, char *err, size_t errlen)
     return 0;
 }
 
+int tg_plugins_worker_stopping(tg_worker_t *w)
+{
+    return tg_sched_shutdown(w->sched);
+}
+
 void tg_plugins_worker_close(tg_worker_t *w)
 {
+    tg_sched_detach(w->sched);
+    w->sched = NULL;
     if (w->L)
         lua_close(w->L);
     w->L = NULL;
@@ -221,6 +247,48 @@ static void co_release(tg_conn_t *c, bool reusable)
     c->co = NULL;
 }
 
+/* What a resume of the request's coroutine came to: the phase's status, or
+ * TG_PLUGINS_PENDING when it parked on I/O (TG_PLUGINS_YIELDABLE phases; the
+ * others' APIs refuse before yielding, as OpenResty's). */
+static int resumed(tg_conn_t *c, int phase, int rc)
+{
+    tg_worker_t *w = c->w;
+    lua_State *L = w->L;
+    lua_State *co = c->co;
+    if (rc == 0) {
+        int st = (int)lua_tointeger(co, -1);
+        lua_settop(co, 0);
+        return st;
+    }
+    if (rc == LUA_YIELD) {
+        if ((phase & TG_PLUGINS_YIELDABLE) && lua_gettop(co) == 1 && tg_sched_is_wait(co, -1)) {
+            tg_sched_arm_owner(w->sched, co, -1, c);
+            lua_settop(co, 0);
+            c->parked = true;
+            c->park_phase = phase;
+            return TG_PLUGINS_PENDING;
+        }
+        /* kong.response.exit: the handler ends here; the coroutine stays
+         * suspended mid-handler, so it is dropped */
+        bool exit = false;
+        if (lua_gettop(co) > 0) {
+            lua_rawgeti(co, LUA_REGISTRYINDEX, w->exit_ref);
+            exit = lua_rawequal(co, -1, -2);
+        }
+        co_release(c, false);
+        if (exit)
+            return 0;
+        tg_log(TG_LOG_ERR, "%s phase yielded outside of a non-blocking API", phase_name(phase));
+        return 500;
+    }
+    const char *msg = lua_tostring(co, -1);
+    luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
+    tg_log(TG_LOG_ERR, "%s phase failed: %s", phase_name(phase), lua_tostring(L, -1));
+    lua_pop(L, 1);
+    co_release(c, false);
+    return 500;
+}
+
 int tg_plugins_run(tg_conn_t *c, int phase)
 {
     tg_worker_t *w = c->w;
@@ -228,6 +296,8 @@ int tg_plugins_run(tg_conn_t *c, int phase)
     /* only the phases some plugin of this route implements enter Lua */
     if (!L || !(phase_mask(w, phase == TG_PHASE_REWRITE ? 0 : c->route_pos) & phase))
         return 0;
+    if (c->parked)
+        return 500; /* not reached: the proxy waits for the parked phase */
     bool first = false;
     if (!c->co) {
         first = !c->co_used;
@@ -250,32 +320,32 @@ int tg_plugins_run(tg_conn_t *c, int phase)
     c->phase = phase;
     int rc = lua_resume(co, 3);
     c->phase = 0;
-    if (rc == 0) {
-        int st = (int)lua_tointeger(co, -1);
-        lua_settop(co, 0);
-        return st;
-    }
-    if (rc == LUA_YIELD) {
-        /* kong.response.exit: the handler ends here; the coroutine stays
-         * suspended mid-handler, so it is dropped */
-        bool exit = false;
-        if (lua_gettop(co) > 0) {
-            lua_rawgeti(co, LUA_REGISTRYINDEX, w->exit_ref);
-            exit = lua_rawequal(co, -1, -2);
-        }
-        co_release(c, false);
-        if (exit)
-            return 0;
-        tg_log(TG_LOG_ERR, "%s phase yielded, which is not supported yet (cosockets, timers)",
-               phase_name(phase));
-        return 500;
-    }
-    const char *msg = lua_tostring(co, -1);
-    luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
-    tg_log(TG_LOG_ERR, "%s phase failed: %s", phase_name(phase), lua_tostring(L, -1));
-    lua_pop(L, 1);
+    return resumed(c, phase, rc);
+}
+
+/* A parked request's wait fired (lthread.c): the phase goes on where it
+ * stopped; once it ends the proxy carries on. */
+static void wake_request(void *owner, const char *res)
+{
+    tg_conn_t *c = owner;
+    int phase = c->park_phase;
+    c->parked = false;
+    lua_pushstring(c->co, res);
+    c->phase = phase;
+    int rc = lua_resume(c->co, 1);
+    c->phase = 0;
+    int st = resumed(c, phase, rc);
+    if (st != TG_PLUGINS_PENDING)
+        tg__proxy_plugins_done(c, phase, st);
+}
+
+void tg_plugins_abort(tg_conn_t *c)
+{
+    if (!c->parked)
+        return;
+    c->parked = false;
+    tg_sched_cancel_owner(c->w->sched, c);
     co_release(c, false);
-    return 500;
 }
 
 /* runloop.lua tells the core which phase runs (for the PDK's checks) */
@@ -287,6 +357,9 @@ int tg_plugins_set_phase(tg_req_t *r, int phase)
 
 void tg_plugins_request_done(tg_conn_t *c)
 {
+    tg_plugins_abort(c);
+    if (c->co_used)
+        tg_sched_cancel_children(c->w->sched, c); /* ngx.thread children left */
     co_release(c, true);
     c->co_used = false;
     tg__arena_reset(&c->arena);

@@ -435,10 +435,10 @@ static void respond_exit(tg_conn_t *c)
     c->state = failed ? S_CLOSING : S_LOCAL;
 }
 
-/* The access phase: true when the request goes on to the upstream. */
-static bool run_access(tg_conn_t *c)
+/* The access phase's outcome `st`: true when the request goes on to the
+ * upstream. */
+static bool access_result(tg_conn_t *c, int st)
 {
-    int st = tg_plugins_run(c, TG_PHASE_ACCESS);
     if (st == 500) {
         /* Kong: JSON whatever Accept says, no request_id (KONG_COMPAT.md) */
         static const char body[] = "{\"message\":\"An unexpected error occurred\"}";
@@ -877,6 +877,9 @@ static int keep_head(tg_conn_t *c)
 }
 
 /* Parses the head in c->in and decides what happens to the request. */
+static bool rewrite_result(tg_conn_t *c, int st);
+static void route_request(tg_conn_t *c);
+
 static void start_request(tg_conn_t *c)
 {
     const tg_conf_t *conf = c->w->conf;
@@ -951,16 +954,35 @@ static void start_request(tg_conn_t *c)
     if (tg_plugins_active(w, 0)) {
         c->plugins = true;
         int st = tg_plugins_run(c, TG_PHASE_REWRITE);
-        if (st == 500) {
-            respond_error(c, 500, NULL, false, c->body_mode != BODY_NONE);
+        if (st == TG_PLUGINS_PENDING) {
+            c->state = S_PLUGIN;
+            set_deadline(c, 0);
             return;
         }
-        if (c->exit_status) {
-            respond_exit(c);
+        if (!rewrite_result(c, st))
             return;
-        }
     }
+    route_request(c);
+}
 
+/* The rewrite phase's outcome: true when the request goes on to routing. */
+static bool rewrite_result(tg_conn_t *c, int st)
+{
+    if (st == 500) {
+        respond_error(c, 500, NULL, false, c->body_mode != BODY_NONE);
+        return false;
+    }
+    if (c->exit_status) {
+        respond_exit(c);
+        return false;
+    }
+    return true;
+}
+
+static void route_request(tg_conn_t *c)
+{
+    const tg_conf_t *conf = c->w->conf;
+    tg_worker_t *w = c->w;
     tg_router_req_t rq = {
         .method = c->req.method,
         .method_len = c->req.method_len,
@@ -1551,13 +1573,27 @@ static bool response_started(tg_conn_t *c)
 
 /* Buffered proxying: the upstream's body is in c->bf_in; runs the response
  * phase, then answers like response_head. */
+static void response_result(tg_conn_t *c, int st);
+
 static void response_buffered(tg_conn_t *c)
 {
     c->resp_h = c->res_headers;
     c->resp_n = c->res.num_headers;
     c->resp_cap = TG_PROXY_MAX_HEADERS;
     apply_pending_resp(c);
-    if (tg_plugins_run(c, TG_PHASE_RESPONSE) == 500) {
+    int st = tg_plugins_run(c, TG_PHASE_RESPONSE);
+    if (st == TG_PLUGINS_PENDING) {
+        c->state = S_PLUGIN;
+        set_deadline(c, 0);
+        return;
+    }
+    response_result(c, st);
+}
+
+/* The response phase's outcome: the answer. */
+static void response_result(tg_conn_t *c, int st)
+{
+    if (st == 500) {
         /* Kong: the error handler answers (by Accept, with the request id) */
         c->resp_h = NULL;
         respond_error(c, 500, NULL, false, false);
@@ -1902,7 +1938,13 @@ static void drive(tg_conn_t *c)
                  * or before it streams */
                 if (c->plugins && !c->access_done) {
                     c->access_done = true;
-                    if (!run_access(c))
+                    int st = tg_plugins_run(c, TG_PHASE_ACCESS);
+                    if (st == TG_PLUGINS_PENDING) {
+                        c->state = S_PLUGIN;
+                        set_deadline(c, 0);
+                        return;
+                    }
+                    if (!access_result(c, st))
                         break;
                 }
                 start_upstream(c);
@@ -1989,6 +2031,8 @@ static void drive(tg_conn_t *c)
                 return;
             break;
         }
+        case S_PLUGIN:
+            return; /* tg__proxy_plugins_done resumes */
         case S_CLOSING: {
             int f = client_flush(c);
             if (f != 0) {
@@ -2003,6 +2047,33 @@ static void drive(tg_conn_t *c)
     }
 }
 
+void tg__proxy_plugins_done(tg_conn_t *c, int phase, int st)
+{
+    if (phase == TG_PHASE_REWRITE) {
+        c->state = S_HEAD; /* what routing expects to leave behind */
+        if (rewrite_result(c, st))
+            route_request(c);
+        if (c->state == S_HEAD)
+            c->state = S_CLOSING; /* not reached: routing always decides */
+    } else if (phase == TG_PHASE_RESPONSE) {
+        response_result(c, st);
+    } else { /* TG_PHASE_ACCESS */
+        c->state = S_CONNECT;
+        c->up = NULL;
+        access_result(c, st);
+    }
+    drive(c);
+}
+
+/* A client that goes away while its request is parked: the request is
+ * dropped (OpenResty's lua_check_client_abort). */
+static bool client_gone(tg_conn_t *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+}
+
 static bool reading_state(const tg_conn_t *c)
 {
     return c->state == S_TUNNEL || c->state == S_HEAD || c->state == S_BODY ||
@@ -2012,6 +2083,10 @@ static bool reading_state(const tg_conn_t *c)
 static void on_client_read(evutil_socket_t fd, short what, void *arg)
 {
     tg_conn_t *c = arg;
+    if (c->state == S_PLUGIN && client_gone(c)) {
+        conn_close(c);
+        return;
+    }
     if (!reading_state(c)) {
         /* pipelined bytes or a close wait in the socket until the current
          * answer is done, so a client cannot make us buffer without bound */
@@ -2068,6 +2143,8 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
         up_io(c, EV_TIMEOUT);
         drive(c);
         return;
+    case S_PLUGIN:
+        return; /* no deadline while a plugin waits: its own timeouts apply */
     case S_RESP_BODY:
         if (!c->want_write) {
             up_io(c, EV_TIMEOUT);
@@ -2235,6 +2312,7 @@ void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, sockle
 static void conn_close(tg_conn_t *c)
 {
     tg_worker_t *w = c->w;
+    tg_plugins_abort(c); /* a parked phase ends here */
     if (c->t_start)
         run_log_phase(c);
     if (c->t_start && c->status)

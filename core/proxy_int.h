@@ -42,6 +42,7 @@ enum {
     S_LOCAL,    /* flushing a locally generated answer */
     S_TUNNEL,
     S_CLOSING,  /* flushing, then close */
+    S_PLUGIN,   /* a plugin phase waits for I/O (tg__proxy_plugins_done) */
 };
 
 enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
@@ -142,6 +143,8 @@ struct tg_conn_s {
     int co_ref;        /* its anchor in the worker's registry */
     bool co_used;      /* a coroutine ran for this request (the runloop's `first`) */
     int phase;         /* TG_PHASE_* while a phase runs */
+    bool parked;       /* the coroutine waits for I/O (lthread.c) in park_phase */
+    int park_phase;
     int route_pos;     /* the route's 1-based position in the config, 0 before routing */
     bool plugins;      /* plugins may run for this request */
     bool access_done;

@@ -149,6 +149,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         tg_log(TG_LOG_ERR, "worker %d: eventfd read: %s", w->id, strerror(errno));
     int stopping = atomic_load(&w->stopping);
     if (stopping) {
+        tg_plugins_worker_stopping(w); /* timers run with premature = true */
         close_listeners(w);
         tg_proxy_close_idle(w);
         check_drained(w);
@@ -181,6 +182,12 @@ static void *worker_main(void *arg)
     struct event *drain = event_new(w->base, -1, EV_PERSIST, on_drain_tick, w);
     event_add(drain, &tick);
     event_base_dispatch(w->base);
+    if (tg_plugins_worker_stopping(w) > 0) {
+        /* premature timers may still do I/O (a queue's last flush): bounded */
+        struct timeval grace = {5, 0};
+        event_base_loopexit(w->base, &grace);
+        event_base_dispatch(w->base);
+    }
     event_free(drain);
     close_listeners(w);
     tg_plugins_worker_close(w);

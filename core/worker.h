@@ -50,6 +50,7 @@ typedef struct tg_worker_s {
     struct lua_State *co_pool[64]; /* finished request coroutines, reused */
     int co_pool_ref[64];
     int nco_pool;
+    struct tg_sched_s *sched; /* timers, cosockets (lthread.c) */
 } tg_worker_t;
 
 /* Opens the listener sockets of every worker (so that bind errors are known

@@ -243,6 +243,25 @@ function helpers.mock_upstream_client(timeout, port)
   return http.new(helpers.mock_upstream_host, port or helpers.mock_upstream_port, timeout)
 end
 
+-- One GET through the proxy on its own connection: the response and its body.
+function helpers.proxy_get(path, headers)
+  local client = helpers.proxy_client()
+  local res = assert(client:get(path, { headers = headers }))
+  local body = res:read_body()
+  client:close()
+  return res, body
+end
+
+-- Waits until something listens on 127.0.0.1:port (a fixture server).
+function helpers.wait_for_port(port, timeout)
+  return helpers.wait_until(function()
+    return can_connect("127.0.0.1", port)
+  end, timeout or 10)
+end
+
+-- lua_package_path for the plugins of spec/fixtures/custom_plugins.
+helpers.custom_plugins_path = helpers.root .. "/spec/fixtures/custom_plugins/?.lua"
+
 -- Sends raw bytes to the proxy port; returns what came back and "closed" or
 -- "timeout" (see spec/helpers/http.lua).
 function helpers.raw_request(data, timeout, port, pause)

@@ -74,11 +74,13 @@ describe("ngx shim", function()
     assert.is_number(ngx.worker.count())
     assert.is_number(ngx.worker.pid())
     assert.is_false(ngx.worker.exiting())
-    assert.equal("init", ngx.get_phase())
+    -- `tollgate busted` runs specs in a light thread, as `resty` runs its
+    -- scripts in a timer
+    assert.equal("timer", ngx.get_phase())
   end)
 
   it("leaves what it does not implement absent", function()
-    for _, k in ipairs({ "timer", "sleep", "socket", "thread", "semaphore" }) do
+    for _, k in ipairs({ "semaphore" }) do
       assert.is_nil(ngx[k], k)
     end
   end)

@@ -192,6 +192,22 @@ describe("kong.cache", function()
                      "opts.l1_serializer must be a function")
   end)
 
+  it("runs the callback once for concurrent lookups of a key (the others wait)", function()
+    local a, b, p = new_pair()
+    local function slow(v)
+      calls = calls + 1
+      ngx.sleep(0.1)
+      return v
+    end
+    local t1 = ngx.thread.spawn(function() return a:get(p .. "c", nil, slow, "one") end)
+    local t2 = ngx.thread.spawn(function() return b:get(p .. "c", nil, slow, "two") end)
+    local _, v1, e1, l1 = ngx.thread.wait(t1)
+    local _, v2, e2, l2 = ngx.thread.wait(t2)
+    assert.equal(1, calls)
+    assert.same({ "one", nil, 3 }, { v1, e1, l1 })
+    assert.same({ "one", nil, 2 }, { v2, e2, l2 })
+  end)
+
   it("renew reloads a cached key and safe_set writes L2", function()
     local a, b, p = new_pair({ ttl = 100 })
     a:get(p .. "n", nil, loader, "v1")

@@ -9,6 +9,7 @@ local SHIPPED = {
   "resty.openssl.mac", "resty.openssl.cipher", "resty.openssl.kdf", "resty.openssl.rand",
   "resty.openssl.bn", "resty.openssl.pkey", "resty.openssl.x509", "resty.openssl.x509.name",
   "resty.openssl.x509.altname", "resty.openssl.version", "ngx.base64",
+  "resty.http", "resty.http_headers", "resty.redis", "ngx.semaphore",
 }
 
 describe("module families tollgate implements", function()

@@ -1,9 +1,9 @@
 -- tollgate.ngx_shim: the part of OpenResty's `ngx` API Kong plugins use,
 -- over the PDK's C ABI. install() sets _G.ngx when there is none.
 --
--- ngx.shared is tollgate.shdict, ngx.re tollgate.ngx_re.
--- Deliberately absent (nil, so using them fails loudly):
--- ngx.timer, ngx.sleep, ngx.socket, ngx.thread, ngx.semaphore.
+-- ngx.shared is tollgate.shdict, ngx.re tollgate.ngx_re; ngx.sleep,
+-- ngx.timer, ngx.thread, ngx.socket and ngx.worker.exiting come from
+-- tollgate.sched (the worker's event loop), ngx.semaphore is a module.
 local ffi = require "ffi"
 local cjson = require "cjson.safe"
 local base = require "kong.pdk.private.base"
@@ -672,6 +672,7 @@ function shim.new()
     end,
     exiting = function() return false end,
   }
+  require("tollgate.sched").install(ngx) -- sleep, timer, thread, socket
   ngx.config = {
     subsystem = "http",
     ngx_lua_version = 10026,
@@ -711,7 +712,8 @@ function shim.new()
   ngx.get_phase = function()
     local name = base.phase_name()
     if name == nil then
-      return "init"
+      local _, main = co_running()
+      return main and "init" or "timer" -- timers run in coroutines of their own
     end
     return PHASE_NAMES[name] or name
   end
@@ -780,6 +782,7 @@ function shim.patch_coroutines()
   local EXIT = tctx.EXIT
   local unpack = unpack or table.unpack
 
+  local is_wait = require("tollgate.c.sched").is_wait
   local function pass_on(thread, ok, first, ...)
     if ok and first == EXIT and orig_status(thread) == "suspended" then
       local _, main = co_running()
@@ -787,6 +790,11 @@ function shim.patch_coroutines()
         -- the core never resumes a request after EXIT
         return co_yield(EXIT)
       end
+    end
+    -- the thread parked on I/O (tollgate.sched): this one parks on the same
+    -- wait, then hands the thread the result
+    if ok and is_wait(first) and select("#", ...) == 0 and orig_status(thread) == "suspended" then
+      return pass_on(thread, orig_resume(thread, co_yield(first)))
     end
     return ok, first, ...
   end

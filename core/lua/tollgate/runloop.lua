@@ -12,6 +12,7 @@
 
 local cjson = require "cjson.safe"
 local ffi = require "ffi"
+local sched = require "tollgate.sched"
 
 local get_request = require "thread.exdata"
 local traceback = debug.traceback
@@ -320,6 +321,7 @@ function runloop.execute(phase, pos, first)
   local req = get_request()
   if first then
     ctx.clear(req) -- a new request on this connection's address
+    sched.forget_children(req)
   end
   local list
   local shared = ctx.get(req)
@@ -364,6 +366,10 @@ function runloop.execute(phase, pos, first)
       end
     end
     i = i + 1
+  end
+  if phase == "access" or phase == "rewrite" or phase == "response" then
+    -- as OpenResty: the phase ends once the light threads it spawned ended
+    sched.join_children(req)
   end
   if phase == "access" then
     shared.__tg_plugins = current
