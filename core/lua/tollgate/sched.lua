@@ -204,13 +204,19 @@ local thread = {}
 -- request key -> records of the light threads it spawned (join_children)
 local children = {}
 
+local ctx_mod -- tollgate.ctx, required on first use and kept
+local function key_of(r)
+  ctx_mod = ctx_mod or require("tollgate.ctx")
+  return ctx_mod.key_of(r)
+end
+
 local function request_key()
   local ok, b = pcall(base)
   local r = ok and b.get_req() or nil
   if r == nil then
     return nil
   end
-  return require("tollgate.ctx").key_of(r)
+  return key_of(r)
 end
 
 function thread.spawn(fn, ...)
@@ -310,7 +316,7 @@ function sched.join_children(req)
   if next(children) == nil then
     return
   end
-  local key = require("tollgate.ctx").key_of(req)
+  local key = key_of(req)
   local list = key and children[key]
   if not list then
     return
@@ -331,7 +337,10 @@ end
 
 --- Forgets a request's light threads (the core killed them: the request ended).
 function sched.forget_children(req)
-  local key = require("tollgate.ctx").key_of(req)
+  if next(children) == nil then
+    return
+  end
+  local key = key_of(req)
   if key then
     children[key] = nil
   end
