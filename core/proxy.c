@@ -628,7 +628,7 @@ static tg_target_t *pick_target(tg_conn_t *c)
 {
     tg_service_t *s = c->route->service;
     if (s->upstream)
-        return tg__lb_pick(c);
+        return tg__lb_pick(c, s->upstream);
     if (!s->ntargets)
         return NULL;
     if (s->ntargets == 1)
@@ -714,7 +714,9 @@ static int build_upstream_head(tg_conn_t *c)
     tg_buf_append_lit(o, " HTTP/1.1\r\nHost: ");
     const char *lbhost;
     size_t lbhost_len;
-    if (r->preserve_host && c->req.host)
+    if (c->ov.host) /* kong.service.set_target's host (Kong's $upstream_host) */
+        tg_buf_append(o, c->ov.host, c->ov.host_len);
+    else if (r->preserve_host && c->req.host)
         tg_buf_append(o, c->req.host, c->req.host_len);
     else if (c->lb_up && (lbhost = tg__lb_host(c, &lbhost_len)) != NULL)
         tg_buf_append(o, lbhost, lbhost_len);
@@ -1123,15 +1125,21 @@ static void start_upstream(tg_conn_t *c)
     tg_service_t *s = c->route->service;
     if (!c->t_upstream_start)
         c->t_upstream_start = now_ms();
-    if (s->dns) { /* a hostname: the worker's view of dns.c's current answers */
-        const char *msg;
-        int st = tg_dns_pick(s->dns, w->id, s->port, &c->dns_target, &msg);
+    const char *msg;
+    int st, ov = tg__ov_pick(c, &st, &msg); /* kong.service.set_target / set_upstream */
+    if (ov < 0) {
+        respond_error(c, st, msg, true, !c->body_done);
+        return;
+    }
+    if (!ov && s->dns) { /* a hostname: the worker's view of dns.c's current answers */
+        st = tg_dns_pick(s->dns, w->id, s->port, &c->dns_target, &msg);
         if (st) {
             respond_error(c, st, msg, true, !c->body_done);
             return;
         }
     }
-    c->target = s->dns ? &c->dns_target : pick_target(c);
+    if (!ov)
+        c->target = s->dns ? &c->dns_target : pick_target(c);
     if (!c->target) {
         respond_error(c, 503, "failure to get a peer from the ring-balancer", true, !c->body_done);
         return;
@@ -1172,7 +1180,7 @@ static void start_upstream(tg_conn_t *c)
         return;
     }
     c->state = S_CONNECT;
-    up_want(u, EV_WRITE, s->connect_timeout);
+    up_want(u, EV_WRITE, tg__connect_timeout(c));
 }
 
 /* A failure before any response byte arrived: retry when that is safe (the
@@ -1180,7 +1188,6 @@ static void start_upstream(tg_conn_t *c)
  * turned out stale is replaced by a fresh one without counting a try. */
 static void upstream_failed(tg_conn_t *c, int status, const char *why)
 {
-    tg_service_t *s = c->route->service;
     bool stale = c->up && c->up->reused && !c->t_upstream_first;
     if (!stale)
         tg__lb_report(c, status == 504 ? TG_HEV_TIMEOUT : TG_HEV_TCP_FAILURE, 0);
@@ -1192,13 +1199,13 @@ static void upstream_failed(tg_conn_t *c, int status, const char *why)
                                 ieq(c->req.method, c->req.method_len, "patch") ||
                                 ieq(c->req.method, c->req.method_len, "lock")))
         replayable = false;
-    if (replayable && (stale || c->tries < s->retries)) {
+    if (replayable && (stale || c->tries < tg__retries(c))) {
         if (stale) {
             c->fresh_only = true;
         } else {
             c->tries++;
             tg_log(TG_LOG_WARN, "upstream %s failed (%s), retrying (%d/%d)",
-                   c->target ? c->target->name : "?", why, c->tries, s->retries);
+                   c->target ? c->target->name : "?", why, c->tries, tg__retries(c));
         }
         start_upstream(c);
         return;
@@ -1313,7 +1320,6 @@ static int up_send(tg_conn_t *c)
 static void up_io(tg_conn_t *c, short what)
 {
     tg_upconn_t *u = c->up;
-    tg_service_t *s = c->route->service;
     if (what & EV_TIMEOUT) {
         if (c->state == S_RESP_BODY && !c->buffering) {
             tg_log(TG_LOG_ERR, "upstream timed out while reading the response from %s",
@@ -1365,7 +1371,7 @@ static void up_io(tg_conn_t *c, short what)
                 }
             }
             if (tg_buf_used(&u->in) == 0) {
-                up_want(u, EV_READ | (tg_buf_used(&c->upout) ? EV_WRITE : 0), s->write_timeout);
+                up_want(u, EV_READ | (tg_buf_used(&c->upout) ? EV_WRITE : 0), tg__write_timeout(c));
                 if (!c->route->request_buffering && !c->body_done)
                     client_want_read(c, c->w->conf->client_body_timeout_ms);
                 return;
@@ -1395,7 +1401,7 @@ static void up_io(tg_conn_t *c, short what)
     size_t max_head = c->w->conf->max_header_size ? c->w->conf->max_header_size * 4 : 65536;
     int rc = tg_http_parse_response(tg_buf_start(&u->in), tg_buf_used(&u->in), &c->res, max_head);
     if (rc == TG_EAGAIN && r != 0) {
-        up_want(u, EV_READ, s->read_timeout);
+        up_want(u, EV_READ, tg__read_timeout(c));
         return;
     }
     if (rc < 0) {
@@ -1410,7 +1416,7 @@ static void up_io(tg_conn_t *c, short what)
         if (tg_buf_used(&u->in))
             up_io(c, EV_READ);
         else
-            up_want(u, EV_READ, s->read_timeout);
+            up_want(u, EV_READ, tg__read_timeout(c));
         return;
     }
     if (r == 0)
@@ -1890,7 +1896,7 @@ static void drive(tg_conn_t *c)
             }
             if (tg_buf_used(&c->out) > TG_PROXY_READ_AHEAD)
                 return; /* bounded read-ahead: the client's write edge resumes us */
-            up_want(c->up, EV_READ, c->route->service->read_timeout);
+            up_want(c->up, EV_READ, tg__read_timeout(c));
             return;
         }
         case S_LOCAL: {

@@ -22,9 +22,21 @@ local fmt = string.format
 local find = string.find
 local byte = string.byte
 local lower = string.lower
+local floor = math.floor
+
+ffi.cdef [[
+  int tg_pdk_svc_set_upstream(tg_req_t *r, const char *name, size_t len);
+  int tg_pdk_svc_set_target(tg_req_t *r, const char *host, size_t hlen, const char *addr,
+                            int port);
+  int tg_pdk_svc_set_target_failed(tg_req_t *r, const char *host, size_t hlen, int status,
+                                   const char *msg, size_t mlen);
+  int tg_pdk_svc_set_retries(tg_req_t *r, int retries);
+  int tg_pdk_svc_set_timeouts(tg_req_t *r, int connect, int write, int read);
+]]
 local HDR_SET, HDR_ADD, HDR_CLEAR = base.HDR_SET, base.HDR_ADD, base.HDR_CLEAR
 
 local access_and_rewrite = base.phases("rewrite", "access")
+local access_only = base.phases("access")
 local access_rewrite_balancer = base.phases("rewrite", "access", "balancer")
 local access_rewrite_balancer_preread = base.phases("rewrite", "access", "balancer", "preread")
 -- kong.service.response's phases (Kong: no error or admin_api here)
@@ -375,23 +387,103 @@ local function new(kong)
   S.request = new_request(kong)
   S.response = new_response(kong)
 
-  local function unsupported(fn)
+  local function unsupported(fn, why)
     return function()
       check_phase(access_rewrite_balancer_preread, get_req())
-      error(fmt("kong.service.%s is not yet supported (the balancer is issue 12)", fn), 2)
+      error(fmt("kong.service.%s is not yet supported (%s)", fn, why), 2)
     end
   end
 
-  --- kong.service.set_upstream / set_target / set_retries / set_timeouts /
-  -- set_tls_verify...: not yet supported (the balancer, issue 12).
-  S.set_upstream = unsupported("set_upstream")
-  S.set_target = unsupported("set_target")
-  S.set_retries = unsupported("set_retries")
-  S.set_timeouts = unsupported("set_timeouts")
-  S.set_tls_verify = unsupported("set_tls_verify")
-  S.set_tls_verify_depth = unsupported("set_tls_verify_depth")
-  S.set_tls_verify_store = unsupported("set_tls_verify_store")
-  S.set_tls_cert_key = unsupported("set_tls_cert_key")
+  --- Routes this request to the Upstream `host` of the config (its balancer,
+  -- health and retries), whatever the service names. Returns true, or nil and
+  -- "could not find an Upstream named '<host>'".
+  -- @function kong.service.set_upstream
+  -- @phases access
+  function S.set_upstream(host)
+    local r = get_req()
+    check_phase(access_only, r)
+    if type(host) ~= "string" then
+      error("host must be a string", 2)
+    end
+    if C.tg_pdk_svc_set_upstream(need(r), host, #host) ~= 0 then
+      return nil, "could not find an Upstream named '" .. host .. "'"
+    end
+    return true
+  end
+
+  --- Sends this request to host:port without the balancer; `host` becomes
+  -- the Host header (as Kong's $upstream_host). Addresses, localhost and
+  -- /etc/hosts names resolve at once; a name a service of the config uses
+  -- follows the resolver's current answers when the request goes upstream;
+  -- any other name fails the request then with Kong's 500 (no worker-side
+  -- DNS query can be made without blocking yet).
+  -- @function kong.service.set_target
+  -- @phases rewrite, access, balancer, preread
+  function S.set_target(host, port)
+    local r = get_req()
+    check_phase(access_rewrite_balancer_preread, r)
+    if type(host) ~= "string" then
+      error("host must be a string", 2)
+    end
+    if type(port) ~= "number" or floor(port) ~= port then
+      error("port must be an integer", 2)
+    end
+    if port < 0 or port > 65535 then
+      error("port must be an integer between 0 and 65535: given " .. port, 2)
+    end
+    r = need(r)
+    local bare = host:match("^%[(.*)%]$") or host
+    local addr = require("tollgate.ngx_socket").resolve(bare)
+    local rc = C.tg_pdk_svc_set_target(r, host, #host, addr, port)
+    if rc ~= 0 then
+      local msg = fmt("failed the initial dns/balancer resolve for '%s' with: %s could not "
+                      .. "be resolved (kong.service.set_target resolves addresses, /etc/hosts "
+                      .. "names and the config's service hosts only)", host, host)
+      C.tg_pdk_svc_set_target_failed(r, host, #host, 500, msg, #msg)
+    end
+  end
+
+  --- The number of retries for this request (0 to 32767).
+  -- @function kong.service.set_retries
+  -- @phases access
+  function S.set_retries(retries)
+    local r = get_req()
+    check_phase(access_only, r)
+    if type(retries) ~= "number" or floor(retries) ~= retries then
+      error("retries must be an integer", 2)
+    end
+    if retries < 0 or retries > 32767 then
+      error("retries must be an integer between 0 and 32767: given " .. retries, 2)
+    end
+    C.tg_pdk_svc_set_retries(need(r), retries)
+  end
+
+  local function check_timeout(name, v)
+    if type(v) ~= "number" or floor(v) ~= v then
+      error(name .. " must be an integer", 3)
+    end
+    if v < 1 or v > 2147483646 then
+      error(name .. " must be an integer between 1 and 2147483646: given " .. v, 3)
+    end
+  end
+
+  --- The connect, write and read timeouts (ms) for this request.
+  -- @function kong.service.set_timeouts
+  -- @phases access
+  function S.set_timeouts(connect_timeout, write_timeout, read_timeout)
+    local r = get_req()
+    check_phase(access_only, r)
+    check_timeout("connect_timeout", connect_timeout)
+    check_timeout("write_timeout", write_timeout)
+    check_timeout("read_timeout", read_timeout)
+    C.tg_pdk_svc_set_timeouts(need(r), connect_timeout, write_timeout, read_timeout)
+  end
+
+  local NO_TLS = "upstream TLS is not in this build yet"
+  S.set_tls_verify = unsupported("set_tls_verify", NO_TLS)
+  S.set_tls_verify_depth = unsupported("set_tls_verify_depth", NO_TLS)
+  S.set_tls_verify_store = unsupported("set_tls_verify_store", NO_TLS)
+  S.set_tls_cert_key = unsupported("set_tls_cert_key", NO_TLS)
 
   local _ = tostring
   return S
