@@ -110,6 +110,21 @@ start_upstream() {
 }
 stop_upstream() { stop_nginx upstream; }
 
+# write_one_route FILE [EXTRA]: a declarative file routing / to the upstream;
+# EXTRA (YAML lines indented for the route) is appended to the route.
+write_one_route() {
+  cat >"$1" <<YAML
+_format_version: "3.0"
+services:
+- name: upstream
+  url: http://127.0.0.1:$UP_PORT
+  routes:
+  - name: all
+    paths: [/]
+${2:-}
+YAML
+}
+
 # write_tollgate_conf FILE DECLARATIVE [extra lines...]: the benchmarks'
 # tollgate.conf (prefix $WORK/tg, 1 worker thread, logs quiet, DB-less)
 write_tollgate_conf() {
@@ -131,11 +146,12 @@ write_tollgate_conf() {
 
 # wrk_run PORT [PATH]: one wrk run of DURATION s with CONNS connections on
 # the load core; prints "rps p99_ms requests" and keeps wrk's whole output in
-# $WORK/wrk-last.txt (wrk_errors reads it).
+# $WORK/wrk-last.txt (wrk_errors reads it). SCHEME (http) and WRK_HEADER (one
+# more request header, "Name: value") apply when set.
 wrk_run() {
   mkdir -p "$WORK"
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency \
-    "http://127.0.0.1:$1${2:-/}" >"$WORK/wrk-last.txt"
+    ${WRK_HEADER:+-H "$WRK_HEADER"} "${SCHEME:-http}://127.0.0.1:$1${2:-/}" >"$WORK/wrk-last.txt"
   awk '
     /Requests\/sec/ { rps = $2 }
     /requests in/ { req = $1 }

@@ -14,16 +14,7 @@ for variant in none bench-noop bench-headers; do
   plugin_yaml=""
   [ "$variant" != none ] && plugin_yaml="    plugins:
     - name: $variant"
-  cat >"$WORK/plugins-$variant.yaml" <<YAML
-_format_version: "3.0"
-services:
-- name: upstream
-  url: http://127.0.0.1:$UP_PORT
-  routes:
-  - name: all
-    paths: [/]
-$plugin_yaml
-YAML
+  write_one_route "$WORK/plugins-$variant.yaml" "$plugin_yaml"
   write_tollgate_conf "$WORK/plugins-$variant.conf" "$WORK/plugins-$variant.yaml" \
     "plugins = bundled,bench-noop,bench-headers" \
     "lua_package_path = $ROOT/bench/plugins/?.lua"

@@ -29,15 +29,7 @@ trap cleanup EXIT
 mkdir -p "$WORK"
 for p in "$TG_PORT" "$NGX_PORT" "$HAP_PORT"; do port_free "$p"; done
 start_upstream
-cat >"$WORK/one-route.yaml" <<YAML
-_format_version: "3.0"
-services:
-- name: upstream
-  url: http://127.0.0.1:$UP_PORT
-  routes:
-  - name: all
-    paths: [/]
-YAML
+write_one_route "$WORK/one-route.yaml"
 write_tollgate_conf "$WORK/tollgate.conf" "$WORK/one-route.yaml"
 
 declare -A PORT PID

@@ -7,6 +7,7 @@
  * held with flock(2) for the life of the instance, so a stale pid file never
  * counts as running and a second start on the same prefix is refused. */
 #include "cli.h"
+#include "tls.h"
 #include "conf.h"
 #include "log.h"
 #include "lua_vm.h"
@@ -170,7 +171,8 @@ int tg_cli_prepare_prefix(const tg_conf_t *conf, char *err, size_t errlen)
             return TG_EIO;
         }
     }
-    return 0;
+    /* the default certificates of the ssl listeners (ssl/kong-default*) */
+    return tg_tls_prepare_prefix(conf, err, errlen);
 }
 
 int tg_cli_running_pid(const char *pid_file)

@@ -91,8 +91,9 @@ static const keydef_t keys[] = {
     U("error_template_plain", NULL, K_STR),
     I("node_id", NULL, K_STR),
 
-    /* TLS listeners arrive with the TLS work (issue 12): no ssl address here. */
-    I("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384", K_LISTEN),
+    I("proxy_listen",
+      "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384",
+      K_LISTEN),
     U("stream_listen", "off", K_STR),
     I("admin_listen", "127.0.0.1:8001 reuseport backlog=16384", K_LISTEN),
     U("admin_gui_listen", "0.0.0.0:8002, 0.0.0.0:8445 ssl", K_STR),
@@ -119,9 +120,9 @@ static const keydef_t keys[] = {
     U("worker_events_max_payload", "65535", K_NUM),
     I("ssl_cert", NULL, K_LIST),
     I("ssl_cert_key", NULL, K_LIST),
-    U("client_ssl", "off", K_BOOL),
-    U("client_ssl_cert", NULL, K_STR),
-    U("client_ssl_cert_key", NULL, K_STR),
+    I("client_ssl", "off", K_BOOL),
+    I("client_ssl_cert", NULL, K_STR),
+    I("client_ssl_cert_key", NULL, K_STR),
     IE("ssl_cipher_suite", "intermediate", "modern|intermediate|old|fips|custom"),
     I("ssl_ciphers", NULL, K_STR),
     I("ssl_protocols", "TLSv1.2 TLSv1.3", K_STR),
@@ -739,13 +740,18 @@ static void build_listen(loader_t *ld, const char *key, tg_listen_t **out, size_
     }
     for (size_t i = 0; i < *n; i++) {
         tg_listen_t *l = &(*out)[i];
-        if (l->ssl)
-            ERR(ld, "%s: '%s:%u ssl': TLS listeners are not available yet in tollgate "
-                    "(they arrive with the TLS work); remove the ssl address",
+        /* proxy_listen terminates TLS (tls.c); the others do not yet */
+        if (l->ssl && strcmp(key, "proxy_listen") != 0)
+            ERR(ld, "%s: '%s:%u ssl': TLS on this listener is not available yet in tollgate; "
+                    "remove the ssl flag",
                 key, l->host, l->port);
-        else if (l->http2)
-            WARN(ld, "%s: %s:%u http2: HTTP/2 is not available yet; served as HTTP/1.1", key,
-                 l->host, l->port);
+        /* Kong's own default carries http2: worth a warning only when asked for */
+        int ki = key_index(key);
+        bool dflt = ki >= 0 && keys[ki].def && !strcmp(v, keys[ki].def);
+        if (l->http2 && !dflt)
+            WARN(ld, "%s: %s:%u http2: HTTP/2 is not available yet; served as HTTP/1.1 "
+                     "(ALPN offers http/1.1 only)",
+                 key, l->host, l->port);
     }
 }
 
@@ -1023,6 +1029,13 @@ static void build(loader_t *ld, tg_conf_t *c, const char *prefix_override)
     c->ssl_prefer_server_ciphers = boolv(ld, "ssl_prefer_server_ciphers");
     c->ssl_session_tickets = boolv(ld, "ssl_session_tickets");
     c->ssl_session_timeout_s = timev(ld, "ssl_session_timeout") / 1000;
+    c->client_ssl = boolv(ld, "client_ssl");
+    c->client_ssl_cert = dupv(ld, "client_ssl_cert");
+    c->client_ssl_cert_key = dupv(ld, "client_ssl_cert_key");
+    if (c->client_ssl_cert && !c->client_ssl_cert_key)
+        ERR(ld, "client_ssl_cert_key must be specified");
+    else if (c->client_ssl_cert_key && !c->client_ssl_cert)
+        ERR(ld, "client_ssl_cert must be specified");
 
     build_dns(ld, c);
 
@@ -1187,7 +1200,7 @@ void tg_conf_free(tg_conf_t *c)
         &c->real_ip_header, &c->error_default_type, &c->lua_package_path, &c->lua_package_cpath,
         &c->role, &c->router_flavor, &c->lua_shared_dict, &c->node_id, &c->pg_host, &c->pg_user, &c->pg_password,
         &c->pg_database, &c->pg_schema, &c->ssl_protocols, &c->ssl_cipher_suite,
-        &c->ssl_ciphers, &c->ssl_dhparam, &c->dns_hostsfile, &c->cluster_control_plane,
+        &c->ssl_ciphers, &c->ssl_dhparam, &c->client_ssl_cert, &c->client_ssl_cert_key, &c->dns_hostsfile, &c->cluster_control_plane,
         &c->cluster_cert, &c->cluster_cert_key, &c->cluster_ca_cert, &c->cluster_mtls,
         &c->cluster_server_name,
     };

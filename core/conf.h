@@ -139,6 +139,8 @@ typedef struct tg_conf_s {
     char *ssl_protocols, *ssl_cipher_suite, *ssl_ciphers, *ssl_dhparam;
     bool ssl_prefer_server_ciphers, ssl_session_tickets;
     int ssl_session_timeout_s;
+    bool client_ssl; /* present client_ssl_cert to every TLS upstream */
+    char *client_ssl_cert, *client_ssl_cert_key;
 
     char **dns_resolver; /* "ip[:port]" entries */
     size_t ndns_resolver;

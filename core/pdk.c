@@ -117,8 +117,7 @@ int tg_pdk_req_get_port(tg_req_t *r)
 
 int tg_pdk_req_get_scheme(tg_req_t *r, const char **out, size_t *len)
 {
-    /* TLS listeners arrive with issue 12 */
-    return out_str("http", 4, out, len);
+    return r->ssl ? out_str("https", 5, out, len) : out_str("http", 4, out, len);
 }
 
 int tg_pdk_req_get_http_version(tg_req_t *r)

@@ -66,6 +66,7 @@ void tg__arena_reset(tg_arena_t *a)
 static const char *phase_name(int phase)
 {
     switch (phase) {
+    case TG_PHASE_CERTIFICATE: return "certificate";
     case TG_PHASE_REWRITE: return "rewrite";
     case TG_PHASE_ACCESS: return "access";
     case TG_PHASE_RESPONSE: return "response";

@@ -15,6 +15,7 @@
 #include "pdk.h"
 #include "plugins.h"
 #include "proxy_protocol.h"
+#include "tls.h"
 #include "respond.h"
 #include "router.h"
 #include "uri.h"
@@ -113,6 +114,7 @@ static void up_free(tg_upconn_t *u)
     event_del(&u->rev);
     event_del(&u->wev);
     event_del(&u->idle_timer);
+    tg_tls_close(u->ssl);
     if (u->fd >= 0)
         close(u->fd);
     tg_buf_free(&u->in);
@@ -218,10 +220,11 @@ static void up_release(tg_conn_t *c, bool reusable)
     pool_push(w, u);
 }
 
-static tg_upconn_t *up_take_idle(tg_worker_t *w, const tg_target_t *t)
+static tg_upconn_t *up_take_idle(tg_worker_t *w, const tg_target_t *t, uint64_t tls_key)
 {
     for (tg_upconn_t *u = w->idle_bucket[up_bucket(&t->addr, t->addrlen)]; u; u = u->bnext) {
-        if (u->addrlen == t->addrlen && memcmp(&u->addr, &t->addr, t->addrlen) == 0) {
+        if (u->addrlen == t->addrlen && u->tls_key == tls_key &&
+            memcmp(&u->addr, &t->addr, t->addrlen) == 0) {
             pool_unlink(w, u);
             event_del(&u->idle_timer);
             u->reused = true;
@@ -801,7 +804,7 @@ static int build_upstream_head(tg_conn_t *c)
         if (rb)
             hostonly = (size_t)(rb - host) + 1;
     }
-    XF("Proto", xf_proto, "http");
+    XF("Proto", xf_proto, "%s", c->ssl ? "https" : "http");
     XF("Host", xf_host, "%.*s", (int)hostonly, host);
     XF("Port", xf_port, "%u", c->local_port);
     XF("Path", xf_path, "%.*s", (int)c->req.path_len, c->req.path);
@@ -989,11 +992,15 @@ static void route_request(tg_conn_t *c)
         .host_len = c->req.host ? c->req.host_len : 0,
         .path = c->path,
         .path_len = c->path_len,
-        .protocol = TG_PROTO_HTTP,
+        .protocol = c->ssl ? TG_PROTO_HTTPS : TG_PROTO_HTTP,
         .port = c->local_port,
         .headers = c->req.headers,
         .num_headers = c->req.num_headers,
     };
+    if (c->ssl) {
+        rq.sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+        rq.sni_len = rq.sni ? strlen(rq.sni) : 0;
+    }
     if (!c->snap->router ||
         tg_router_match(c->snap->router, w->router_cache, &rq, &c->match) != 0) {
         respond_error(c, 404, "no Route matched with those values", true, c->body_mode != BODY_NONE);
@@ -1144,10 +1151,35 @@ static void start_upstream(tg_conn_t *c)
         respond_error(c, 503, "failure to get a peer from the ring-balancer", true, !c->body_done);
         return;
     }
-    tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target);
+    /* TLS: the SNI Kong sends is the host the upstream is asked for */
+    char snibuf[256];
+    const char *sni = NULL, *vhost = NULL;
+    uint64_t tls_key = 0;
+    if (s->tls) {
+        /* the host of the Host header build_upstream_head sends */
+        const char *h = s->host;
+        size_t hl = strlen(s->host);
+        if (c->route->preserve_host && c->req.host)
+            h = c->req.host, hl = c->req.host_len;
+        else if (c->lb_up && (h = tg__lb_host(c, &hl)) == NULL)
+            h = s->host, hl = strlen(s->host);
+        tls_key = tg_tls_upstream_target(s->tls, h, hl, snibuf, sizeof(snibuf), &sni);
+        vhost = sni ? sni : s->host;
+    }
+    tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target, tls_key);
     if (!u) {
         int err = 0;
         u = up_connect(w, c->target, &err);
+        if (u && s->tls) {
+            u->ssl = tg_tls_connect_new(u->fd, s->tls, sni, vhost);
+            u->tls_key = tls_key;
+            u->handshaking = true;
+            if (!u->ssl) {
+                up_free(u);
+                u = NULL;
+                err = ENOMEM;
+            }
+        }
         if (!u) {
             tg_log(TG_LOG_ERR, "connect() to %s failed: %s", c->target->name, strerror(err));
             upstream_failed(c, 502, "connect");
@@ -1249,10 +1281,31 @@ static bool request_fully_sent(tg_conn_t *c)
 
 static bool response_started(tg_conn_t *c);
 
+/* recv()/send() on a plain or a TLS socket; *other is set when TLS waits for
+ * the opposite direction. */
+static ssize_t io_recv(int fd, SSL *ssl, void *p, size_t n, bool *other)
+{
+    if (!ssl) {
+        *other = false;
+        return recv(fd, p, n, 0);
+    }
+    return tg_tls_recv(ssl, p, n, other);
+}
+
+static ssize_t io_send(int fd, SSL *ssl, const void *p, size_t n, bool *other)
+{
+    if (!ssl) {
+        *other = false;
+        return send(fd, p, n, MSG_NOSIGNAL);
+    }
+    return tg_tls_send(ssl, p, n, other);
+}
+
 /* Reads from an edge-triggered socket into `b` until EAGAIN, or until `b`
  * holds more than the read-ahead bound (then *pending is set: the edge was
- * not drained). 1 = ok (maybe nothing new), 0 = closed, -1 = error (errno). */
-static int read_edge(int fd, tg_buf_t *b, bool *pending)
+ * not drained). 1 = ok (maybe nothing new), 0 = closed, -1 = error (errno).
+ * *other: TLS waits for the socket to be writable before it reads on. */
+static int read_edge(int fd, SSL *ssl, tg_buf_t *b, bool *pending, bool *other)
 {
     for (;;) {
         if (tg_buf_used(b) > 4 * TG_PROXY_READ_AHEAD) {
@@ -1261,7 +1314,7 @@ static int read_edge(int fd, tg_buf_t *b, bool *pending)
         }
         if (tg_buf_reserve(b, 16384) != 0)
             return -1;
-        ssize_t n = recv(fd, b->data + b->len, b->cap - b->len, 0);
+        ssize_t n = io_recv(fd, ssl, b->data + b->len, b->cap - b->len, other);
         if (n > 0) {
             b->len += (size_t)n;
             continue;
@@ -1277,7 +1330,10 @@ static int up_recv(tg_conn_t *c)
 {
     tg_upconn_t *u = c->up;
     size_t before = tg_buf_used(&u->in);
-    int r = read_edge(u->fd, &u->in, &u->read_pending);
+    bool other;
+    int r = read_edge(u->fd, u->ssl, &u->in, &u->read_pending, &other);
+    if (other)
+        u->want_write = true;
     if (!c->t_upstream_first && tg_buf_used(&u->in) > before)
         c->t_upstream_first = now_ms();
     return r;
@@ -1299,7 +1355,9 @@ static int up_send(tg_conn_t *c)
         }
         if (!tg_buf_used(&c->upout))
             return request_fully_sent(c) ? 1 : 0;
-        ssize_t n = send(u->fd, tg_buf_start(&c->upout), tg_buf_used(&c->upout), MSG_NOSIGNAL);
+        bool other;
+        ssize_t n = io_send(u->fd, u->ssl, tg_buf_start(&c->upout), tg_buf_used(&c->upout),
+                            &other);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return 0;
@@ -1350,6 +1408,21 @@ static void up_io(tg_conn_t *c, short what)
             tg_log(TG_LOG_ERR, "connect() to %s failed: %s", c->target->name, strerror(err));
             upstream_failed(c, 502, "connect");
             return;
+        }
+        if (u->handshaking) {
+            bool want_write;
+            char why[512];
+            int h = tg_tls_handshake(u->ssl, &want_write, why, sizeof(why));
+            if (h == 0) {
+                up_want(u, want_write ? EV_WRITE : EV_READ, s->connect_timeout);
+                return;
+            }
+            if (h < 0) {
+                tg_log(TG_LOG_ERR, "upstream %s: %s", c->target->name, why);
+                upstream_failed(c, 502, why);
+                return;
+            }
+            u->handshaking = false;
         }
         c->state = S_SEND;
     }
@@ -1686,14 +1759,37 @@ static bool response_head(tg_conn_t *c)
 /* Reads what the client sent; returns -1 on EOF/error (connection to close). */
 static int client_read(tg_conn_t *c)
 {
-    return read_edge(c->fd, &c->in, &c->read_pending) == 1 ? 0 : -1;
+    if (c->ssl && c->state == S_PROXY_PROTO) {
+        /* the PROXY header comes before the handshake: peek at it, so that
+         * the TLS layer reads the ClientHello from the socket itself */
+        tg_buf_reset(&c->in);
+        if (tg_buf_reserve(&c->in, 536) != 0)
+            return -1;
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, 536, MSG_PEEK);
+        if (n > 0)
+            c->in.len += (size_t)n;
+        return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)) ? 0 : -1;
+    }
+    bool other = false;
+    int r = read_edge(c->fd, c->ssl, &c->in, &c->read_pending, &other);
+    if (other) {
+        c->tls_read_wants_write = true;
+        c->want_write = true;
+    }
+    if (r < 0 && c->ssl && errno == EPROTO) {
+        char e[256];
+        tg_log(TG_LOG_INFO, "client %s: TLS error: %s", c->peer_ip,
+               tg_tls_last_error(c->ssl, e, sizeof(e)));
+    }
+    return r == 1 ? 0 : -1;
 }
 
 /* Writes c->out; returns 1 when empty, 0 when blocked, -1 on error. */
 static int client_flush(tg_conn_t *c)
 {
     while (tg_buf_used(&c->out)) {
-        ssize_t n = send(c->fd, tg_buf_start(&c->out), tg_buf_used(&c->out), MSG_NOSIGNAL);
+        bool other;
+        ssize_t n = io_send(c->fd, c->ssl, tg_buf_start(&c->out), tg_buf_used(&c->out), &other);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 client_want_write(c);
@@ -1715,8 +1811,10 @@ static void tunnel(tg_conn_t *c)
         tg_buf_append(&c->upout, tg_buf_start(&c->in), tg_buf_used(&c->in));
         tg_buf_reset(&c->in);
     }
+    bool other;
     while (tg_buf_used(&c->upout)) {
-        ssize_t n = send(u->fd, tg_buf_start(&c->upout), tg_buf_used(&c->upout), MSG_NOSIGNAL);
+        ssize_t n = io_send(u->fd, u->ssl, tg_buf_start(&c->upout), tg_buf_used(&c->upout),
+                            &other);
         if (n <= 0)
             break;
         tg_buf_consume(&c->upout, (size_t)n);
@@ -1731,7 +1829,7 @@ static void tunnel(tg_conn_t *c)
             break;
         if (tg_buf_reserve(&u->in, 16384) != 0)
             break;
-        ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
+        ssize_t n = io_recv(u->fd, u->ssl, u->in.data + u->in.len, u->in.cap - u->in.len, &other);
         if (n > 0) {
             u->in.len += (size_t)n;
             continue;
@@ -1768,7 +1866,19 @@ static void drive(tg_conn_t *c)
                 conn_close(c);
                 return;
             }
-            tg_buf_consume(&c->in, (size_t)rc);
+            if (c->ssl) {
+                /* only peeked (client_read): take the header off the
+                 * socket; the handshake reads on from there */
+                char skip[536];
+                if (recv(c->fd, skip, (size_t)rc, 0) != rc) {
+                    conn_close(c);
+                    return;
+                }
+                tg_buf_reset(&c->in);
+                c->read_pending = true;
+            } else {
+                tg_buf_consume(&c->in, (size_t)rc);
+            }
             /* as nginx's $proxy_protocol_addr: the client address only
              * through real_ip_header = proxy_protocol from a trusted peer */
             if (pp.has_addr) {
@@ -1795,9 +1905,15 @@ static void drive(tg_conn_t *c)
                     conn_close(c);
                     return;
                 }
-                client_want_read(c, c->w->conf->keepalive_timeout_ms > 0
-                                        ? c->w->conf->keepalive_timeout_ms
-                                        : 60000);
+                /* a TLS handshake in progress has the head's deadline */
+                if (c->ssl && !SSL_is_init_finished(c->ssl))
+                    client_want_read(c, c->w->conf->client_header_timeout_ms > 0
+                                            ? c->w->conf->client_header_timeout_ms
+                                            : 60000);
+                else
+                    client_want_read(c, c->w->conf->keepalive_timeout_ms > 0
+                                            ? c->w->conf->keepalive_timeout_ms
+                                            : 60000);
                 return;
             }
             start_request(c);
@@ -2000,6 +2116,10 @@ static void on_client_read(evutil_socket_t fd, short what, void *arg)
 static void on_client_write(evutil_socket_t fd, short what, void *arg)
 {
     tg_conn_t *c = arg;
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        event_active(&c->rev, EV_READ, 0); /* TLS reads on once it could write */
+    }
     if (!c->want_write)
         return;
     c->want_write = false;
@@ -2078,7 +2198,11 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
             }
             if (tg_buf_reserve(&u->in, 16384) != 0)
                 break;
-            ssize_t n = recv(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len, 0);
+            bool other;
+            ssize_t n =
+                io_recv(u->fd, u->ssl, u->in.data + u->in.len, u->in.cap - u->in.len, &other);
+            if (other)
+                up->want_write = true;
             if (n > 0) {
                 u->in.len += (size_t)n;
                 continue;
@@ -2127,8 +2251,10 @@ static void on_up_event(evutil_socket_t fd, short what, void *arg)
 /* ------------------------------------------------------------ accepting -- */
 
 void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, socklen_t len,
-                     uint16_t local_port, bool proxy_protocol)
+                     const tg_listen_t *l)
 {
+    uint16_t local_port = l->port;
+    bool proxy_protocol = l->proxy_protocol;
     tg_conn_t *c = w->free_conns;
     if (c) {
         w->free_conns = c->next;
@@ -2165,6 +2291,16 @@ void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, sockle
     }
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
     c->state = proxy_protocol ? S_PROXY_PROTO : S_HEAD;
+    if (l->ssl) {
+        c->ssl = tg_tls_accept_new(fd, c);
+        if (!c->ssl) {
+            tg_log(TG_LOG_ERR, "could not start TLS on a connection from %s", c->peer_ip);
+            close(fd);
+            c->next = w->free_conns;
+            w->free_conns = c;
+            return;
+        }
+    }
     event_assign(&c->rev, w->base, fd, EV_READ | EV_ET | EV_PERSIST, on_client_read, c);
     event_assign(&c->wev, w->base, fd, EV_WRITE | EV_ET | EV_PERSIST, on_client_write, c);
     evtimer_assign(&c->timer, w->base, on_conn_timer, c);
@@ -2192,6 +2328,8 @@ static void conn_close(tg_conn_t *c)
     event_del(&c->rev);
     event_del(&c->wev);
     event_del(&c->timer);
+    tg_tls_close(c->ssl);
+    c->ssl = NULL;
     close(c->fd);
     reset_request(c);
     if (c->prev)

@@ -68,6 +68,10 @@ struct tg_upconn_s {
     bool reused;
     bool no_reuse; /* the response said close, or its end is the connection's */
     tg_conn_t *owner;
+    /* TLS towards the upstream (tls.c): NULL for http */
+    struct ssl_st *ssl;
+    uint64_t tls_key; /* the service's TLS parameters and SNI: pools never mix them */
+    bool handshaking;
 };
 
 struct tg_conn_s {
@@ -197,6 +201,10 @@ struct tg_conn_s {
     const char *bf_chunk; /* body_filter's current chunk (ngx.arg[1]) */
     size_t chunk_len;
     bool chunk_eof, chunk_set; /* ngx.arg[2]; whether ngx.arg[1] was replaced */
+
+    /* TLS from the client (tls.c): NULL on a plain listener */
+    struct ssl_st *ssl;
+    bool tls_read_wants_write; /* SSL_read waits for the socket to take bytes */
 };
 
 /* balancer_req.c: the balancer for the proxy */

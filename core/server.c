@@ -7,6 +7,7 @@
 #include "plugins.h"
 #include "proxy.h"
 #include "shdict.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <event2/thread.h>
@@ -62,6 +63,12 @@ int tg_server_run(tg_conf_t *conf)
         return 1;
     }
 
+    /* before the first snapshot: its certificates share the listeners' settings */
+    if (tg_tls_init(conf, err, sizeof(err)) != 0) {
+        tg_log(TG_LOG_EMERG, "%s", err);
+        tg_cli_notify_ready(0, err);
+        return 1;
+    }
     if (tg_control_init(cbase, conf, err, sizeof(err)) != 0) {
         tg_log(TG_LOG_EMERG, "%s", err);
         tg_cli_notify_ready(0, err);
@@ -103,6 +110,7 @@ int tg_server_run(tg_conf_t *conf)
     tg_log(TG_LOG_NOTICE, "tollgate stopped");
     rc = 0;
     tg_control_shutdown();
+    tg_tls_shutdown();
     event_base_free(cbase);
     return rc;
 }

@@ -3,6 +3,7 @@
 #include "balancer.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "tls.h"
 #include "dns.h"
 
 #include <arpa/inet.h>
@@ -117,6 +118,7 @@ static void free_service(tg_service_t *s)
         free(s->targets[i].name);
     free(s->targets);
     free(s->resolve_error);
+    tg_tls_upstream_free(s->tls);
     tg_dns_name_release(s->dns);
 }
 
@@ -139,6 +141,7 @@ static void snapshot_free(tg_snapshot_t *s)
     free(s->services);
     tg_upstreams_free(s->upstreams, s->nupstreams);
     free(s->lua_json);
+    tg_tls_certs_free(s->tls_certs);
     free(s);
 }
 
@@ -177,6 +180,8 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
     int routes = entity_list(L, entities, "routes");
     int upstreams = entity_list(L, entities, "upstreams");
     int targets = entity_list(L, entities, "targets");
+    int cas = entity_list(L, entities, "ca_certificates");
+    int certs = entity_list(L, entities, "certificates");
 
     if (tg_upstreams_build(L, upstreams, targets, resolve, &s->upstreams, &s->nupstreams, err,
                            errlen) != 0)
@@ -217,6 +222,14 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
         svc->host_header = strdup(hh);
         svc->host_header_len = strlen(hh);
         service_targets(s, svc);
+        if (svc->protocol == TG_PROTO_HTTPS) {
+            char e[512];
+            svc->tls = tg_tls_upstream_build(L, t, cas, certs, e, sizeof(e));
+            if (!svc->tls) {
+                snprintf(err, errlen, "service %s: %s", svc->name ? svc->name : svc->id, e);
+                goto done;
+            }
+        }
         lua_pop(L, 1);
     }
 
@@ -291,7 +304,7 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
         snprintf(err, errlen, "%s", tmp);
         goto done;
     }
-    rc = 0;
+    rc = tg_tls_certs_build(L, idx, &s->tls_certs, err, errlen);
 done:
     for (size_t i = 0; i < ndefs; i++)
         tg_router_def_clear(&defs[i]);

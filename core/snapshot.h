@@ -53,6 +53,7 @@ typedef struct tg_service_s {
     int total_weight;
     char *resolve_error; /* set when the host could not be resolved */
     struct tg_upstream_s *upstream; /* the upstream its host names, or NULL (balancer.h) */
+    struct tg_tls_upstream_s *tls; /* protocol https: TLS parameters (tls.c) */
 } tg_service_t;
 
 typedef struct tg_route_s {
@@ -77,6 +78,7 @@ typedef struct tg_snapshot_s {
     size_t nupstreams;
     size_t nroute_rows;  /* routes in the config, disabled services' included */
     char *lua_json;      /* tollgate.snapshot_json: what the workers' Lua needs */
+    struct tg_tls_certs_s *tls_certs; /* certificates by SNI (tls.c); NULL: none */
     size_t lua_json_len;
     /* per-worker in-flight request counts: written only by their worker */
     struct {

@@ -117,7 +117,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         atomic_fetch_add_explicit(&tg_stats.connections_accepted, 1, memory_order_relaxed);
-        tg_proxy_accept(w, fd, (struct sockaddr *)&peer, len, l->port, l->proxy_protocol);
+        tg_proxy_accept(w, fd, (struct sockaddr *)&peer, len, l);
     }
 }
 

@@ -66,7 +66,7 @@ bool tg_workers_ready(void);
 
 /* proxy.c */
 void tg_proxy_accept(tg_worker_t *w, int fd, const struct sockaddr *peer, socklen_t len,
-                     uint16_t local_port, bool proxy_protocol);
+                     const tg_listen_t *l);
 void tg_proxy_close_idle(tg_worker_t *w);
 size_t tg_proxy_live(tg_worker_t *w);
 

@@ -58,12 +58,18 @@ TEST(conf_defaults_are_kongs)
     ASSERT(c);
     ASSERT_STREQ(c->prefix, "/usr/local/tollgate");
     ASSERT_STREQ(c->pid_file, "/usr/local/tollgate/pids/tollgate.pid");
-    ASSERT_EQ(c->nproxy_listen, 1);
+    ASSERT_EQ(c->nproxy_listen, 2);
     ASSERT_STREQ(c->proxy_listen[0].host, "0.0.0.0");
     ASSERT_EQ(c->proxy_listen[0].port, 8000);
     ASSERT(c->proxy_listen[0].reuseport);
     ASSERT_EQ(c->proxy_listen[0].backlog, 16384);
     ASSERT(!c->proxy_listen[0].ssl);
+    /* Kong's default: 0.0.0.0:8443 http2 ssl reuseport backlog=16384 */
+    ASSERT_EQ(c->proxy_listen[1].port, 8443);
+    ASSERT(c->proxy_listen[1].ssl);
+    ASSERT(c->proxy_listen[1].http2);
+    ASSERT(c->proxy_listen[1].reuseport);
+    ASSERT_EQ(c->proxy_listen[1].backlog, 16384);
     ASSERT_EQ(c->nadmin_listen, 1);
     ASSERT_STREQ(c->admin_listen[0].host, "127.0.0.1");
     ASSERT_EQ(c->admin_listen[0].port, 8001);
@@ -267,14 +273,30 @@ TEST(conf_listen_table)
     free(ls);
 }
 
-TEST(conf_ssl_listener_refused_until_tls)
+TEST(conf_http2_warns_when_asked_for)
 {
-    const char *e = refuse("proxy_listen = 0.0.0.0:8000, 0.0.0.0:8443 http2 ssl reuseport\n");
-    ASSERT(e);
-    ASSERT(strstr(e, "proxy_listen"));
-    ASSERT(strstr(e, "8443"));
-    ASSERT(strstr(e, "TLS listeners are not available yet"));
-    e = refuse("admin_listen = 127.0.0.1:8444 ssl\n");
+    tg_conf_t *c = load("proxy_listen = 127.0.0.1:9443 ssl http2\n", NULL);
+    ASSERT(c);
+    ASSERT(c->proxy_listen[0].ssl);
+    ASSERT(has_warning(c, "HTTP/2 is not available yet"));
+    tg_conf_free(c);
+}
+
+TEST(conf_client_ssl_pairs)
+{
+    const char *e = refuse("client_ssl = on\nclient_ssl_cert = /x.crt\n");
+    ASSERT(e && strstr(e, "client_ssl_cert_key must be specified"));
+    tg_conf_t *c = load("client_ssl = on\nclient_ssl_cert = /x.crt\nclient_ssl_cert_key = /x.key\n",
+                        NULL);
+    ASSERT(c);
+    ASSERT(c->client_ssl);
+    ASSERT_STREQ(c->client_ssl_cert_key, "/x.key");
+    tg_conf_free(c);
+}
+
+TEST(conf_ssl_only_on_proxy_listen)
+{
+    const char *e = refuse("admin_listen = 127.0.0.1:8444 ssl\n");
     ASSERT(e && strstr(e, "admin_listen"));
     e = refuse("proxy_listen = nonsense\n");
     ASSERT(e && strstr(e, "proxy_listen must be of form"));

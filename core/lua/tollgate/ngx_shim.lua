@@ -37,6 +37,18 @@ local BODY_KEY = "__tg_ngx_body"        -- ngx.print/say output of the request
 local UPSTREAM_URI_KEY = "__tg_upstream_uri"
 local UPQUERY_KEY = "__tg_upstream_query" -- shared with kong.pdk.service
 
+ffi.cdef [[
+  int tg_pdk_tls_var(tg_req_t *r, const char *name, size_t nlen, const char **out, size_t *len);
+]]
+
+-- nginx's $ssl_* variables (core/pdk_tls.c); nil on a plain connection
+local function tls_var(r, name)
+  if C.tg_pdk_tls_var(r, name, #name, s1, n1) <= 0 then
+    return nil
+  end
+  return ffi_string(s1[0], n1[0])
+end
+
 local function str_of(fn, r)
   if fn(r, s1, n1) < 0 then
     return nil
@@ -205,7 +217,16 @@ local VARS = {
     return s > 0 and tostring(s) or nil
   end,
   upstream_uri = function(r) return tctx.get(r)[UPSTREAM_URI_KEY] end,
+  -- kong.client.tls.set_client_verify overrides it, as in Kong
+  ssl_client_verify = function(r)
+    local v = tls_var(r, "ssl_client_verify")
+    return v and (tctx.get(r).CLIENT_VERIFY_OVERRIDE or v)
+  end,
 }
+for _, name in ipairs { "ssl_server_name", "ssl_protocol", "ssl_cipher", "ssl_session_reused",
+                        "ssl_client_s_dn" } do
+  VARS[name] = function(r) return tls_var(r, name) end
+end
 VARS.query_string = VARS.args
 
 local var_mt = {

@@ -43,7 +43,8 @@ local service_by_id
 
 -- phase names -> the TG_PHASE_* bits of core/pdk.h
 local PHASE_BITS = {
-  rewrite = 4, access = 8, response = 16, header_filter = 64, body_filter = 128, log = 256,
+  certificate = 2, rewrite = 4, access = 8, response = 16, header_filter = 64, body_filter = 128,
+  log = 256,
 }
 
 local function log_err(msg)

@@ -167,6 +167,8 @@ local function new(kong)
   end
 
   local _ = tonumber
+  CL.tls = require("kong.pdk.client.tls").new(kong)
+
   return CL
 end
 
