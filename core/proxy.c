@@ -1414,7 +1414,7 @@ static void up_io(tg_conn_t *c, short what)
             char why[512];
             int h = tg_tls_handshake(u->ssl, &want_write, why, sizeof(why));
             if (h == 0) {
-                up_want(u, want_write ? EV_WRITE : EV_READ, s->connect_timeout);
+                up_want(u, want_write ? EV_WRITE : EV_READ, tg__connect_timeout(c));
                 return;
             }
             if (h < 0) {
