@@ -105,6 +105,16 @@ int tg_pdk_svc_set_target_failed(tg_req_t *r, const char *host, size_t hlen, int
                                  const char *msg, size_t mlen);
 int tg_pdk_svc_set_retries(tg_req_t *r, int retries); /* 0..32767 */
 int tg_pdk_svc_set_timeouts(tg_req_t *r, int connect, int write, int read); /* ms, >= 1 */
+/* kong.service.request.set_scheme: https 1 or 0 (http) */
+int tg_pdk_svc_set_scheme(tg_req_t *r, int https);
+/* Towards a TLS upstream, for this request: verification on/off, its depth,
+ * and the client certificate and key (referenced until the request ends;
+ * TG_EINVAL when the key does not match the certificate). */
+int tg_pdk_svc_set_tls_verify(tg_req_t *r, int on);
+int tg_pdk_svc_set_tls_verify_depth(tg_req_t *r, int depth);
+struct x509_st;
+struct evp_pkey_st;
+int tg_pdk_svc_set_tls_cert_key(tg_req_t *r, struct x509_st *cert, struct evp_pkey_st *key);
 
 /* ---- kong.response ---- */
 /* The status sent (or to be sent) to the client; 0 before it is known. */

@@ -1,14 +1,19 @@
-/* pdk_service.c: kong.service.set_upstream, set_target, set_retries and
- * set_timeouts (core/pdk.h) — per-request overrides kept in the connection
+/* pdk_service.c: kong.service.set_upstream, set_target, set_retries,
+ * set_timeouts, set_tls_verify(_depth), set_tls_cert_key and
+ * kong.service.request.set_scheme (core/pdk.h) — per-request overrides kept in the connection
  * (tg_conn_t.ov, zeroed when the request ends) — and the proxy's pick with
  * them (tg__ov_pick). */
 #include "dns.h"
 #include "log.h"
 #include "pdk.h"
 #include "proxy_int.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -158,4 +163,120 @@ int tg__ov_pick(tg_conn_t *c, int *status, const char **msg)
         return 1;
     }
     return 0;
+}
+
+/* ---- the scheme and TLS parameters towards the upstream ---- */
+
+int tg_pdk_svc_set_scheme(tg_req_t *r, int https)
+{
+    r->ov.scheme = https ? TG_PROTO_HTTPS : TG_PROTO_HTTP;
+    return 0;
+}
+
+/* This request's own copy of the service's TLS parameters (made once). */
+static tg_tls_upstream_t *own_tls(tg_req_t *r)
+{
+    if (r->ov.tls)
+        return r->ov.tls;
+    tg_tls_upstream_t *t = tg__arena_alloc(&r->arena, sizeof(*t));
+    if (!t)
+        return NULL;
+    const tg_tls_upstream_t *s = r->route && r->route->service ? r->route->service->tls : NULL;
+    if (s) {
+        *t = *s; /* the store and the service's client pair: the snapshot's */
+    } else {
+        memset(t, 0, sizeof(*t));
+        t->verify_depth = -1;
+        t->key = 1;
+    }
+    r->ov.tls = t;
+    return t;
+}
+
+/* The pool key of the copy: the service's, the overrides and the client
+ * certificate's digest (never its address: a freed one's may come back). */
+static void rekey(tg_req_t *r, const tg_tls_upstream_t *base)
+{
+    tg_tls_upstream_t *t = r->ov.tls;
+    struct {
+        uint64_t base;
+        int verify, depth;
+        unsigned char md[32];
+    } k;
+    memset(&k, 0, sizeof(k));
+    k.base = base ? base->key : 1;
+    k.verify = t->verify;
+    k.depth = t->verify_depth;
+    unsigned int n = 0;
+    if (t->client_cert)
+        X509_digest(t->client_cert, EVP_sha256(), k.md, &n);
+    t->key = tg_balancer_hash(&k, sizeof(k)) | 1;
+}
+
+static const tg_tls_upstream_t *service_tls(tg_req_t *r)
+{
+    return r->route && r->route->service ? r->route->service->tls : NULL;
+}
+
+int tg_pdk_svc_set_tls_verify(tg_req_t *r, int on)
+{
+    tg_tls_upstream_t *t = own_tls(r);
+    if (!t)
+        return TG_ENOMEM;
+    t->verify = on != 0;
+    rekey(r, service_tls(r));
+    return 0;
+}
+
+int tg_pdk_svc_set_tls_verify_depth(tg_req_t *r, int depth)
+{
+    tg_tls_upstream_t *t = own_tls(r);
+    if (!t)
+        return TG_ENOMEM;
+    t->verify_depth = depth;
+    rekey(r, service_tls(r));
+    return 0;
+}
+
+int tg_pdk_svc_set_tls_cert_key(tg_req_t *r, X509 *cert, EVP_PKEY *key)
+{
+    if (!cert || !key || X509_check_private_key(cert, key) != 1) {
+        ERR_clear_error();
+        return TG_EINVAL;
+    }
+    tg_tls_upstream_t *t = own_tls(r);
+    if (!t)
+        return TG_ENOMEM;
+    if (r->ov.own_pair) {
+        X509_free(t->client_cert);
+        EVP_PKEY_free(t->client_key);
+    }
+    /* referenced until the request ends: the plugin's objects may be
+     * collected before the connection is made */
+    X509_up_ref(cert);
+    EVP_PKEY_up_ref(key);
+    t->client_cert = cert;
+    t->client_key = key;
+    t->client_chain = NULL;
+    r->ov.own_pair = true;
+    rekey(r, service_tls(r));
+    return 0;
+}
+
+const tg_tls_upstream_t *tg__ov_tls(tg_conn_t *c, bool *use)
+{
+    const tg_tls_upstream_t *s = c->route->service->tls;
+    *use = c->ov.scheme ? c->ov.scheme == TG_PROTO_HTTPS : s != NULL;
+    if (!*use)
+        return NULL;
+    return c->ov.tls ? c->ov.tls : s;
+}
+
+void tg__ov_reset(tg_conn_t *c)
+{
+    if (c->ov.own_pair && c->ov.tls) {
+        X509_free(c->ov.tls->client_cert);
+        EVP_PKEY_free(c->ov.tls->client_key);
+    }
+    memset(&c->ov, 0, sizeof(c->ov));
 }

@@ -1155,23 +1155,27 @@ static void start_upstream(tg_conn_t *c)
     char snibuf[256];
     const char *sni = NULL, *vhost = NULL;
     uint64_t tls_key = 0;
-    if (s->tls) {
+    bool use_tls; /* the service's protocol, or kong.service.request.set_scheme's */
+    const tg_tls_upstream_t *tls = tg__ov_tls(c, &use_tls);
+    if (use_tls) {
         /* the host of the Host header build_upstream_head sends */
-        const char *h = s->host;
-        size_t hl = strlen(s->host);
-        if (c->route->preserve_host && c->req.host)
+        const char *base = c->ov.host ? c->ov.host : s->host, *h = base;
+        size_t hl = strlen(base);
+        if (c->ov.host)
+            ;
+        else if (c->route->preserve_host && c->req.host)
             h = c->req.host, hl = c->req.host_len;
         else if (c->lb_up && (h = tg__lb_host(c, &hl)) == NULL)
             h = s->host, hl = strlen(s->host);
-        tls_key = tg_tls_upstream_target(s->tls, h, hl, snibuf, sizeof(snibuf), &sni);
-        vhost = sni ? sni : s->host;
+        tls_key = tg_tls_upstream_target(tls, h, hl, snibuf, sizeof(snibuf), &sni);
+        vhost = sni ? sni : base;
     }
     tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target, tls_key);
     if (!u) {
         int err = 0;
         u = up_connect(w, c->target, &err);
-        if (u && s->tls) {
-            u->ssl = tg_tls_connect_new(u->fd, s->tls, sni, vhost);
+        if (u && use_tls) {
+            u->ssl = tg_tls_connect_new(u->fd, tls, sni, vhost);
             u->tls_key = tls_key;
             u->handshaking = true;
             if (!u->ssl) {

@@ -141,6 +141,12 @@ struct tg_conn_s {
         bool has_retries;
         int retries;
         int connect, write, read; /* ms, 0: the service's */
+        int scheme;               /* set_scheme: TG_PROTO_HTTP(S), 0: the service's */
+        /* set_tls_verify / set_tls_verify_depth / set_tls_cert_key: this
+         * request's copy of the TLS parameters (arena; the client pair
+         * referenced until the request ends), NULL: the service's */
+        struct tg_tls_upstream_s *tls;
+        bool own_pair; /* tls->client_cert/key are referenced here */
     } ov;
 
     /* response */
@@ -218,6 +224,12 @@ const char *tg__lb_host(tg_conn_t *c, size_t *len);
  * set_upstream): 1 with c->target set (NULL: the upstream has no healthy
  * target), 0 when no override applies, -1 with *status and *msg to answer. */
 int tg__ov_pick(tg_conn_t *c, int *status, const char **msg);
+
+/* The TLS parameters of this request's upstream connection (*use: TLS at all;
+ * NULL parameters with it: no verification, no client certificate). */
+const struct tg_tls_upstream_s *tg__ov_tls(tg_conn_t *c, bool *use);
+/* Drops what the overrides hold (the request ends). */
+void tg__ov_reset(tg_conn_t *c);
 
 /* The service's timeouts and retries unless a plugin overrode them. */
 static inline int tg__connect_timeout(const tg_conn_t *c)

@@ -7,6 +7,7 @@ local helpers = require "spec.helpers"
 local targets = require "spec.helpers.targets"
 local cjson = require "cjson"
 local pl_file = require "pl.file"
+local tls = require "spec.helpers.tls"
 
 local PLUGINS_PATH = helpers.root .. "/spec/fixtures/custom_plugins/?.lua"
 local P = { targets.port(11), targets.port(12), targets.port(13), targets.port(14) }
@@ -177,7 +178,15 @@ describe("kong.service (balancer overrides)", function()
       assert.equal("write_timeout must be an integer between 1 and 2147483646: given 2147483647",
                    json.write)
       assert.equal("read_timeout must be an integer between 1 and 2147483646: given 0", json.read)
-      assert.matches("not yet supported", json.tls_verify, 1, true)
+      assert.equal("scheme must be a string", json.scheme_type)
+      assert.equal("invalid scheme: ftp", json.scheme_bad)
+      assert.equal("argument must be a boolean", json.tls_verify)
+      assert.equal("argument must be a number", json.tls_depth)
+      assert.equal("argument must be a resty.openssl.x509.store object", json.store_type)
+      assert.matches("set_tls_verify_store is not supported: resty.openssl.x509.store is not "
+                     .. "shipped", json.store, 1, true)
+      assert.equal("chain must be a parsed cdata object", json.cert_chain)
+      assert.equal("key must be a parsed cdata object", json.cert_key)
     end)
 
     it("keeps set_upstream, set_retries and set_timeouts to access", function()
@@ -188,5 +197,108 @@ describe("kong.service (balancer overrides)", function()
       assert.equal(msg, json.set_retries)
       assert.equal(msg, json.set_timeouts)
     end)
+  end)
+end)
+
+describe("kong.service (scheme and TLS towards the upstream)", function()
+  local DIR = helpers.test_conf.prefix .. "-ps-certs"
+  local TP = { tls.upstream_port(11), tls.upstream_port(12), tls.upstream_port(13) }
+  local tpids, plain_pid = {}, nil
+  local client
+
+  lazy_setup(function()
+    local up_ca = tls.make_ca(DIR, "up-ca")
+    local other_ca = tls.make_ca(DIR, "other-ca")
+    local client_ca = tls.make_ca(DIR, "client-ca")
+    local leaf = tls.make_cert(DIR, "upstream", { cn = "localhost", ca = up_ca,
+                                                  san = "DNS:localhost,IP:127.0.0.1" })
+    local inter = tls.make_cert(DIR, "inter", { cn = "inter", ca = up_ca, is_ca = true })
+    local deep = tls.make_cert(DIR, "deep", { cn = "localhost", ca = inter, chain = true,
+                                              san = "DNS:localhost" })
+    client = tls.make_cert(DIR, "ps-client", { cn = "ps-client", ca = client_ca })
+    tpids[1] = tls.start_upstream(TP[1], leaf)
+    tpids[2] = tls.start_upstream(TP[2], leaf, { ca = client_ca })
+    tpids[3] = tls.start_upstream(TP[3], deep)
+    plain_pid = targets.start(P[1])
+    local bp = helpers.get_db_utils("off", nil, { "ps-service" })
+    local ca_row = bp.ca_certificates:insert { cert = up_ca.pem }
+    local other_row = bp.ca_certificates:insert { cert = other_ca.pem }
+    local function svc(name, fields)
+      fields.name = name
+      fields.retries = 0
+      local s = bp.services:insert(fields)
+      bp.routes:insert { service = s, paths = { "/" .. name } }
+    end
+    -- plain http to the TLS port unless set_scheme("https")
+    svc("plain", { protocol = "http", host = "localhost", port = TP[1], read_timeout = 1000 })
+    -- https to a plain port unless set_scheme("http")
+    svc("tls-to-plain", { protocol = "https", host = "127.0.0.1", port = P[1],
+                          connect_timeout = 1000 })
+    -- verification off, with a CA that does not sign the upstream
+    svc("other-ca", { protocol = "https", host = "localhost", port = TP[1],
+                      ca_certificates = { other_row.id } })
+    svc("right-ca", { protocol = "https", host = "localhost", port = TP[3], tls_verify = true,
+                      ca_certificates = { ca_row.id } })
+    svc("mtls", { protocol = "https", host = "localhost", port = TP[2] })
+    bp.plugins:insert { name = "ps-service" }
+    assert(helpers.start_kong {
+      database = "off",
+      nginx_worker_processes = 1,
+      plugins = "bundled,ps-service",
+      lua_package_path = PLUGINS_PATH,
+    })
+  end)
+
+  lazy_teardown(function()
+    helpers.stop_kong()
+    for _, pid in pairs(tpids) do tls.stop_upstream(pid) end
+    targets.stop(plain_pid, P[1])
+  end)
+
+  it("set_scheme switches the request to https or to http", function()
+    local res, _, port = get("/plain/x", { ["X-Ps-Scheme"] = "https" })
+    assert.equal(200, res.status)
+    assert.equal(TP[1], port)
+    assert.equal("localhost", res.headers["X-Echo-Sni"])
+    res = get("/plain/x") -- plain HTTP to a TLS server: no HTTP answer
+    assert.is_true(res.status == 502 or res.status == 504)
+    res, _, port = get("/tls-to-plain/x", { ["X-Ps-Scheme"] = "http" })
+    assert.equal(200, res.status)
+    assert.equal(P[1], port)
+    res = get("/tls-to-plain/x") -- a TLS handshake with a plain server
+    assert.is_true(res.status == 502 or res.status == 504)
+  end)
+
+  it("set_tls_verify turns verification on for one request, even on a pooled address",
+     function()
+    local c = helpers.proxy_client(10000)
+    for _ = 1, 2 do
+      -- the first leaves an unverified connection in the pool: the second
+      -- must not take it
+      assert.equal(200, get("/other-ca/x", nil, c).status)
+      assert.equal(502, get("/other-ca/x", { ["X-Ps-Tls-Verify"] = "on" }, c).status)
+    end
+    c:close()
+  end)
+
+  it("set_tls_verify_depth limits the chain for one request", function()
+    assert.equal(200, get("/right-ca/x").status)
+    assert.equal(502, get("/right-ca/x", { ["X-Ps-Tls-Depth"] = "0" }).status)
+    assert.equal(200, get("/right-ca/x", { ["X-Ps-Tls-Verify"] = "off",
+                                           ["X-Ps-Tls-Depth"] = "0" }).status)
+  end)
+
+  it("set_tls_cert_key presents a client certificate (resty.openssl objects)", function()
+    local path = client.crt:gsub("%.crt$", "")
+    assert.equal(client.key, path .. ".key")
+    local c = helpers.proxy_client(10000)
+    for _ = 1, 2 do
+      local res = get("/mtls/x", { ["X-Ps-Cert"] = path }, c)
+      assert.equal(200, res.status)
+      assert.matches("CN=ps-client", res.headers["X-Echo-Client-Cert"], 1, true)
+      -- without: the pooled connection that presented it is not reused
+      assert.equal(502, get("/mtls/x", nil, c).status)
+    end
+    c:close()
   end)
 end)

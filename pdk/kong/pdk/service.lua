@@ -32,6 +32,10 @@ ffi.cdef [[
                                    const char *msg, size_t mlen);
   int tg_pdk_svc_set_retries(tg_req_t *r, int retries);
   int tg_pdk_svc_set_timeouts(tg_req_t *r, int connect, int write, int read);
+  int tg_pdk_svc_set_scheme(tg_req_t *r, int https);
+  int tg_pdk_svc_set_tls_verify(tg_req_t *r, int on);
+  int tg_pdk_svc_set_tls_verify_depth(tg_req_t *r, int depth);
+  int tg_pdk_svc_set_tls_cert_key(tg_req_t *r, void *cert, void *key);
 ]]
 local HDR_SET, HDR_ADD, HDR_CLEAR = base.HDR_SET, base.HDR_ADD, base.HDR_CLEAR
 
@@ -81,17 +85,18 @@ end
 local function new_request(kong)
   local SR = {}
 
-  --- The scheme used upstream (only "http" is supported here).
+  --- The scheme used upstream for this request: "http" or "https".
   -- @function kong.service.request.set_scheme
   function SR.set_scheme(scheme)
-    check_phase(access_rewrite_balancer, get_req())
+    local r = get_req()
+    check_phase(access_rewrite_balancer, r)
     if type(scheme) ~= "string" then
       error("scheme must be a string", 2)
     end
     if scheme ~= "http" and scheme ~= "https" then
       error("invalid scheme: " .. scheme, 2)
     end
-    error("setting the upstream scheme is not yet supported", 2)
+    C.tg_pdk_svc_set_scheme(need(r), scheme == "https" and 1 or 0)
   end
 
   --- The path sent upstream (must start with "/").
@@ -387,13 +392,6 @@ local function new(kong)
   S.request = new_request(kong)
   S.response = new_response(kong)
 
-  local function unsupported(fn, why)
-    return function()
-      check_phase(access_rewrite_balancer_preread, get_req())
-      error(fmt("kong.service.%s is not yet supported (%s)", fn, why), 2)
-    end
-  end
-
   --- Routes this request to the Upstream `host` of the config (its balancer,
   -- health and retries), whatever the service names. Returns true, or nil and
   -- "could not find an Upstream named '<host>'".
@@ -479,11 +477,73 @@ local function new(kong)
     C.tg_pdk_svc_set_timeouts(need(r), connect_timeout, write_timeout, read_timeout)
   end
 
-  local NO_TLS = "upstream TLS is not in this build yet"
-  S.set_tls_verify = unsupported("set_tls_verify", NO_TLS)
-  S.set_tls_verify_depth = unsupported("set_tls_verify_depth", NO_TLS)
-  S.set_tls_verify_store = unsupported("set_tls_verify_store", NO_TLS)
-  S.set_tls_cert_key = unsupported("set_tls_cert_key", NO_TLS)
+  --- The client certificate and key this request presents to a TLS upstream.
+  -- tollgate: `chain` is an X509* (a resty.openssl x509 object's `ctx`, the
+  -- leaf only) and `key` an EVP_PKEY* (a resty.openssl pkey's `ctx`), where
+  -- Kong takes ngx.ssl.parse_pem_cert/parse_pem_priv_key's cdata (ngx.ssl is
+  -- not shipped). Returns true, or nil and an error.
+  -- @function kong.service.set_tls_cert_key
+  -- @phases rewrite, access, balancer, preread
+  function S.set_tls_cert_key(chain, key)
+    local r = get_req()
+    check_phase(access_rewrite_balancer_preread, r)
+    if type(chain) ~= "cdata" then
+      error("chain must be a parsed cdata object", 2)
+    end
+    if type(key) ~= "cdata" then
+      error("key must be a parsed cdata object", 2)
+    end
+    require "tollgate.openssl" -- X509 and EVP_PKEY
+    if not ffi.istype("X509 *", chain) then
+      return nil, "chain must be an X509* (a resty.openssl x509 object's ctx)"
+    end
+    if not ffi.istype("EVP_PKEY *", key) then
+      return nil, "key must be an EVP_PKEY* (a resty.openssl pkey object's ctx)"
+    end
+    if C.tg_pdk_svc_set_tls_cert_key(need(r), chain, key) ~= 0 then
+      return nil, "key does not match the certificate"
+    end
+    return true
+  end
+
+  --- Whether this request verifies the upstream's certificate (TLS upstreams).
+  -- @function kong.service.set_tls_verify
+  -- @phases rewrite, access, balancer, preread
+  function S.set_tls_verify(on)
+    local r = get_req()
+    check_phase(access_rewrite_balancer_preread, r)
+    if type(on) ~= "boolean" then
+      error("argument must be a boolean", 2)
+    end
+    C.tg_pdk_svc_set_tls_verify(need(r), on and 1 or 0)
+    return true
+  end
+
+  --- The verification depth for this request's upstream certificate.
+  -- @function kong.service.set_tls_verify_depth
+  -- @phases rewrite, access, balancer, preread
+  function S.set_tls_verify_depth(depth)
+    local r = get_req()
+    check_phase(access_rewrite_balancer_preread, r)
+    if type(depth) ~= "number" then
+      error("argument must be a number", 2)
+    end
+    C.tg_pdk_svc_set_tls_verify_depth(need(r), floor(depth))
+    return true
+  end
+
+  --- Not supported: Kong takes a resty.openssl.x509.store object, and that
+  -- module is not shipped (a service's ca_certificates set the trusted CAs).
+  -- @function kong.service.set_tls_verify_store
+  -- @phases rewrite, access, balancer, preread
+  function S.set_tls_verify_store(store)
+    check_phase(access_rewrite_balancer_preread, get_req())
+    if type(store) ~= "table" then
+      error("argument must be a resty.openssl.x509.store object", 2)
+    end
+    error("kong.service.set_tls_verify_store is not supported: resty.openssl.x509.store is "
+          .. "not shipped (use the service's ca_certificates)", 2)
+  end
 
   local _ = tostring
   return S
