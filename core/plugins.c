@@ -317,8 +317,9 @@ int tg_plugins_run(tg_conn_t *c, int phase)
     lua_pushstring(co, phase_name(phase));
     lua_pushinteger(co, c->route_pos);
     lua_pushboolean(co, first);
-    c->phase = phase;
-    int rc = lua_resume(co, 3);
+    lua_pushnumber(co, (lua_Number)(uintptr_t)c); /* tollgate.ctx's key */
+    c->phase = phase; /* the PDK's phase checks */
+    int rc = lua_resume(co, 4);
     c->phase = 0;
     return resumed(c, phase, rc);
 }
@@ -346,13 +347,6 @@ void tg_plugins_abort(tg_conn_t *c)
     c->parked = false;
     tg_sched_cancel_owner(c->w->sched, c);
     co_release(c, false);
-}
-
-/* runloop.lua tells the core which phase runs (for the PDK's checks) */
-int tg_plugins_set_phase(tg_req_t *r, int phase)
-{
-    r->phase = phase;
-    return 0;
 }
 
 void tg_plugins_request_done(tg_conn_t *c)

@@ -19,7 +19,8 @@ ctx.EXIT = setmetatable({}, { __tostring = function() return "tollgate.ctx.EXIT"
 
 local shared_by_req = {}   -- address -> shared table
 local plugin_by_req = {}   -- address -> { [plugin key] = table }
-local current_by_req = {}  -- address -> { name, id }
+local current_name = {}    -- address -> the running plugin's name
+local current_id = {}      -- address -> its id
 local loader_phase = nil
 
 local function key_of(req)
@@ -70,7 +71,8 @@ function ctx.clear(req)
   if k then
     shared_by_req[k] = nil
     plugin_by_req[k] = nil
-    current_by_req[k] = nil
+    current_name[k] = nil
+    current_id[k] = nil
   end
 end
 
@@ -82,26 +84,15 @@ function ctx.set_current_plugin(req, name, id)
     loader_current[1], loader_current[2] = name, id
     return
   end
-  local cur = current_by_req[k]
-  if not cur then
-    cur = {}
-    current_by_req[k] = cur
-  end
-  cur[1], cur[2] = name, id
+  current_name[k], current_id[k] = name, id
 end
 
 function ctx.current_plugin(req)
   local k = key_of(req)
-  local cur
-  if k then
-    cur = current_by_req[k]
-  else
-    cur = loader_current
+  if not k then
+    return loader_current[1], loader_current[2]
   end
-  if not cur then
-    return nil
-  end
-  return cur[1], cur[2]
+  return current_name[k], current_id[k]
 end
 
 --- The phase outside of a request ("init", "init_worker"), or nil.

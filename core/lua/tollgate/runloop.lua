@@ -4,8 +4,10 @@
 --   runloop.init(configuration, worker_id, worker_count)  once, at start
 --   runloop.configure(json)                                once per snapshot
 --   runloop.phase_mask(route_pos)                          per snapshot and route
---   runloop.execute(phase, route_pos, first)               per request phase,
---     in the request's coroutine (its exdata is the request)
+--   runloop.execute(phase, route_pos, first, key)          per request phase,
+--     in the request's coroutine (its exdata is the request; key: its
+--     address as a number, tollgate.ctx's key, so no FFI cast per phase; the
+--     core has set the phase for the PDK's checks)
 -- Plugins run in Kong's order (PRIORITY descending, then name descending) with
 -- Kong's precedence of scoped configurations. kong.response.exit yields the
 -- request's coroutine (tollgate.ctx.EXIT): the handler ends on the spot.
@@ -23,7 +25,6 @@ local tostring = tostring
 ffi.cdef [[
   typedef struct tg_conn_s tg_req_t;
   void tg_pdk_log(int level, const char *msg, size_t len);
-  int tg_plugins_set_phase(tg_req_t *r, int phase);
   int tg_pdk_upreq_enable_buffering(tg_req_t *r);
 ]]
 local C = ffi.C
@@ -298,15 +299,33 @@ local function with_consumer(list, pos, consumer_id)
   return sort_instances(out)
 end
 
+-- list -> whether a handler of it has a response phase (buffered proxying),
+-- found once per list rather than per request
+local buffered_lists = setmetatable({}, { __mode = "k" })
+local function wants_buffering(list)
+  local b = buffered_lists[list]
+  if b == nil then
+    b = false
+    for k = 1, #list do
+      if list[k].handler.response then
+        b = true
+        break
+      end
+    end
+    buffered_lists[list] = b
+  end
+  return b
+end
+
 -- A handler runs directly in the request's coroutine: kong.response.exit
 -- yields tollgate.ctx.EXIT through the xpcall (LuaJIT yields across it)
 -- straight to the core, which ends the phase there. No coroutine per handler.
-local function run_handler(req, inst, phase)
+local function run_handler(key, inst, phase)
   local fn = inst.handler[phase]
   if not fn then
     return true
   end
-  ctx.set_current_plugin(req, inst.name, inst.id)
+  ctx.set_current_plugin(key, inst.name, inst.id)
   local ok, err = xpcall(fn, traceback, inst.handler, inst.conf)
   if not ok then
     log_err("[" .. inst.name .. "] " .. phase .. " failed: " .. tostring(err))
@@ -315,16 +334,45 @@ local function run_handler(req, inst, phase)
   return true
 end
 
---- Runs one phase for the current request. Returns 0, or 500 when a plugin
--- raised an error (the core answers it).
-function runloop.execute(phase, pos, first)
-  local req = get_request()
-  if first then
-    ctx.clear(req) -- a new request on this connection's address
-    sched.forget_children(req)
+-- Runs current[i] and those after it; returns the list that ran (access
+-- re-resolves the rest once a plugin authenticates a consumer), or nil when a
+-- handler failed. A tail call per plugin rather than a loop: a loop of one or
+-- two turns per request is one LuaJIT does not compile, a tail call it does.
+local function run_from(phase, pos, key, shared, list, current, i, consumer_id)
+  local inst = current[i]
+  if inst == nil then
+    return current
   end
+  if phase == "access" then
+    shared.__tg_plugins = current -- the later phases run what access resolved
+  end
+  if not run_handler(key, inst, phase) then
+    return nil
+  end
+  if phase == "access" then
+    local c = shared.authenticated_consumer
+    local cid = type(c) == "table" and c.id or nil
+    if cid and cid ~= consumer_id then
+      consumer_id = cid
+      -- the plugins after this one, resolved again with the consumer
+      local rest = with_consumer(list, pos, cid)
+      local done = {}
+      for k = 1, i do done[current[k].name] = true end
+      local nxt = {}
+      for _, p in ipairs(current) do if done[p.name] then nxt[#nxt + 1] = p end end
+      for _, p in ipairs(rest) do if not done[p.name] then nxt[#nxt + 1] = p end end
+      current = nxt
+    end
+  end
+  return run_from(phase, pos, key, shared, list, current, i + 1, consumer_id)
+end
+
+-- The phase's plugins (runloop.execute). A function of its own so that the
+-- JIT compiles it from its entry: the C call in forget_children ends the
+-- trace that execute starts.
+local function run_phase(phase, pos, key)
   local list
-  local shared = ctx.get(req)
+  local shared = ctx.get(key)
   if phase == "rewrite" or phase == "certificate" then
     list = globals
   elseif phase ~= "access" and shared.__tg_plugins then
@@ -332,59 +380,41 @@ function runloop.execute(phase, pos, first)
   else
     list = by_position[pos] or globals
   end
-  C.tg_plugins_set_phase(req, PHASE_BITS[phase] or 0)
   if phase == "access" and pos > 0 then
     -- kong.router and the Kong fields plugins read from ngx.ctx
     local route = routes[pos]
     shared.route = route
     shared.service = route and service_by_id[id_of(route.service) or ""] or nil
   end
-  local consumer_id = nil
-  local i = 1
-  local current = list
-  while i <= #current do
-    local inst = current[i]
-    if phase == "access" then
-      shared.__tg_plugins = current -- the later phases run what access resolved
-    end
-    if not run_handler(req, inst, phase) then
-      return 500
-    end
-    if phase == "access" then
-      local c = shared.authenticated_consumer
-      local cid = type(c) == "table" and c.id or nil
-      if cid and cid ~= consumer_id then
-        consumer_id = cid
-        -- the plugins after this one, resolved again with the consumer
-        local rest = with_consumer(list, pos, cid)
-        local done = {}
-        for k = 1, i do done[current[k].name] = true end
-        local nxt = {}
-        for _, p in ipairs(current) do if done[p.name] then nxt[#nxt + 1] = p end end
-        for _, p in ipairs(rest) do if not done[p.name] then nxt[#nxt + 1] = p end end
-        current = nxt
-      end
-    end
-    i = i + 1
+  local current = run_from(phase, pos, key, shared, list, list, 1, nil)
+  if not current then
+    return 500
   end
   if phase == "access" or phase == "rewrite" or phase == "response" then
     -- as OpenResty: the phase ends once the light threads it spawned ended
-    sched.join_children(req)
+    sched.join_children(key)
   end
   if phase == "access" then
     shared.__tg_plugins = current
     -- a plugin with a response phase: buffered proxying (Kong's
     -- ctx.buffered_proxying)
-    for k = 1, #current do
-      if current[k].handler.response then
-        C.tg_pdk_upreq_enable_buffering(req)
-        break
-      end
+    if wants_buffering(current) then
+      C.tg_pdk_upreq_enable_buffering(get_request())
     end
   elseif phase == "log" then
-    ctx.clear(req)
+    ctx.clear(key)
   end
   return 0
+end
+
+--- Runs one phase for the current request. Returns 0, or 500 when a plugin
+-- raised an error (the core answers it).
+function runloop.execute(phase, pos, first, key)
+  if first then
+    ctx.clear(key) -- a new request on this connection's address
+    sched.forget_children(key)
+  end
+  return run_phase(phase, pos, key)
 end
 
 return runloop

@@ -38,7 +38,9 @@ local function get_str(fn, r)
 end
 
 local function header_of(r, name)
-  name = gsub(name, "_", "-")
+  if find(name, "_", 1, true) then -- gsub would end the JIT's trace
+    name = gsub(name, "_", "-")
+  end
   if C.tg_pdk_req_get_header(r, name, #name, s1, n1) < 0 then
     return nil
   end

@@ -21,6 +21,7 @@ local tostring = tostring
 local fmt = string.format
 local lower = string.lower
 local gsub = string.gsub
+local find = string.find
 local concat = table.concat
 local co_yield = coroutine.yield
 local co_running = coroutine.running
@@ -177,7 +178,9 @@ local function new(kong)
       error("header name must be a string", 2)
     end
     need(r)
-    name = gsub(name, "_", "-") -- as the headers table's lookup does
+    if find(name, "_", 1, true) then
+      name = gsub(name, "_", "-") -- as the headers table's lookup does
+    end
     if C.tg_pdk_resp_get_header(r, name, #name, s1, n1) < 0 then
       return nil
     end

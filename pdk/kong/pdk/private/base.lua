@@ -76,6 +76,7 @@ ffi.cdef [[
 ]]
 
 local base = {}
+local req_ptr_t = ffi.typeof("tg_req_t *")
 
 base.C = ffi.C
 -- one scratch set of out-parameters, shared by every PDK function
@@ -96,7 +97,7 @@ local function get_req()
   if p == nil then
     return nil
   end
-  return ffi_cast("tg_req_t *", p)
+  return ffi_cast(req_ptr_t, p)
 end
 base.get_req = get_req
 
