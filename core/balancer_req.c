@@ -241,9 +241,8 @@ static bool identifier(tg_conn_t *c, const tg_hash_src_t *h, uint64_t *hash)
     return true;
 }
 
-tg_target_t *tg__lb_pick(tg_conn_t *c)
+tg_target_t *tg__lb_pick(tg_conn_t *c, tg_upstream_t *u)
 {
-    tg_upstream_t *u = c->route->service->upstream;
     c->lb_up = u;
     if (!c->lb.hashed) {
         c->lb.hashed = true;

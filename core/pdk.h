@@ -88,6 +88,34 @@ int tg_pdk_upreq_set_raw_query(tg_req_t *r, const char *q, size_t len);
 int tg_pdk_upreq_set_method(tg_req_t *r, const char *m, size_t len);
 int tg_pdk_upreq_set_body(tg_req_t *r, const char *body, size_t len);
 
+/* ---- kong.service: where this request goes (pdk_service.c) ----
+ * Overrides for the current request only (reset when it ends); the last
+ * set_upstream / set_target wins. */
+/* TG_ENOTFOUND when the config has no upstream `name` in the route's workspace */
+int tg_pdk_svc_set_upstream(tg_req_t *r, const char *name, size_t len);
+/* `host` and `port` bypass the balancer; `host` is the Host sent. `addr`:
+ * the address the PDK found for it (NUL-terminated numeric) or NULL, then a
+ * name that a service of the config uses is picked from dns.c's current
+ * answers when the request goes upstream. TG_ENOTFOUND when neither applies
+ * (or `addr` is not an address), TG_EINVAL for a port out of range. */
+int tg_pdk_svc_set_target(tg_req_t *r, const char *host, size_t hlen, const char *addr, int port);
+/* set_target's `host` could not be resolved: the request answers `status`
+ * with `msg` when it would go upstream (Kong's balancer errors). */
+int tg_pdk_svc_set_target_failed(tg_req_t *r, const char *host, size_t hlen, int status,
+                                 const char *msg, size_t mlen);
+int tg_pdk_svc_set_retries(tg_req_t *r, int retries); /* 0..32767 */
+int tg_pdk_svc_set_timeouts(tg_req_t *r, int connect, int write, int read); /* ms, >= 1 */
+/* kong.service.request.set_scheme: https 1 or 0 (http) */
+int tg_pdk_svc_set_scheme(tg_req_t *r, int https);
+/* Towards a TLS upstream, for this request: verification on/off, its depth,
+ * and the client certificate and key (referenced until the request ends;
+ * TG_EINVAL when the key does not match the certificate). */
+int tg_pdk_svc_set_tls_verify(tg_req_t *r, int on);
+int tg_pdk_svc_set_tls_verify_depth(tg_req_t *r, int depth);
+struct x509_st;
+struct evp_pkey_st;
+int tg_pdk_svc_set_tls_cert_key(tg_req_t *r, struct x509_st *cert, struct evp_pkey_st *key);
+
 /* ---- kong.response ---- */
 /* The status sent (or to be sent) to the client; 0 before it is known. */
 int tg_pdk_resp_get_status(tg_req_t *r);

@@ -362,6 +362,7 @@ void tg_plugins_request_done(tg_conn_t *c)
     c->up_path = c->up_query = c->up_method = c->up_body = NULL;
     c->up_path_len = c->up_query_len = c->up_method_len = c->up_body_len = 0;
     c->up_body_set = false;
+    tg__ov_reset(c);
     c->exit_status = 0;
     c->exit_body = NULL;
     c->exit_body_len = 0;

@@ -631,7 +631,7 @@ static tg_target_t *pick_target(tg_conn_t *c)
 {
     tg_service_t *s = c->route->service;
     if (s->upstream)
-        return tg__lb_pick(c);
+        return tg__lb_pick(c, s->upstream);
     if (!s->ntargets)
         return NULL;
     if (s->ntargets == 1)
@@ -717,7 +717,9 @@ static int build_upstream_head(tg_conn_t *c)
     tg_buf_append_lit(o, " HTTP/1.1\r\nHost: ");
     const char *lbhost;
     size_t lbhost_len;
-    if (r->preserve_host && c->req.host)
+    if (c->ov.host) /* kong.service.set_target's host (Kong's $upstream_host) */
+        tg_buf_append(o, c->ov.host, c->ov.host_len);
+    else if (r->preserve_host && c->req.host)
         tg_buf_append(o, c->req.host, c->req.host_len);
     else if (c->lb_up && (lbhost = tg__lb_host(c, &lbhost_len)) != NULL)
         tg_buf_append(o, lbhost, lbhost_len);
@@ -1130,15 +1132,21 @@ static void start_upstream(tg_conn_t *c)
     tg_service_t *s = c->route->service;
     if (!c->t_upstream_start)
         c->t_upstream_start = now_ms();
-    if (s->dns) { /* a hostname: the worker's view of dns.c's current answers */
-        const char *msg;
-        int st = tg_dns_pick(s->dns, w->id, s->port, &c->dns_target, &msg);
+    const char *msg;
+    int st, ov = tg__ov_pick(c, &st, &msg); /* kong.service.set_target / set_upstream */
+    if (ov < 0) {
+        respond_error(c, st, msg, true, !c->body_done);
+        return;
+    }
+    if (!ov && s->dns) { /* a hostname: the worker's view of dns.c's current answers */
+        st = tg_dns_pick(s->dns, w->id, s->port, &c->dns_target, &msg);
         if (st) {
             respond_error(c, st, msg, true, !c->body_done);
             return;
         }
     }
-    c->target = s->dns ? &c->dns_target : pick_target(c);
+    if (!ov)
+        c->target = s->dns ? &c->dns_target : pick_target(c);
     if (!c->target) {
         respond_error(c, 503, "failure to get a peer from the ring-balancer", true, !c->body_done);
         return;
@@ -1147,23 +1155,27 @@ static void start_upstream(tg_conn_t *c)
     char snibuf[256];
     const char *sni = NULL, *vhost = NULL;
     uint64_t tls_key = 0;
-    if (s->tls) {
+    bool use_tls; /* the service's protocol, or kong.service.request.set_scheme's */
+    const tg_tls_upstream_t *tls = tg__ov_tls(c, &use_tls);
+    if (use_tls) {
         /* the host of the Host header build_upstream_head sends */
-        const char *h = s->host;
-        size_t hl = strlen(s->host);
-        if (c->route->preserve_host && c->req.host)
+        const char *base = c->ov.host ? c->ov.host : s->host, *h = base;
+        size_t hl = strlen(base);
+        if (c->ov.host)
+            ;
+        else if (c->route->preserve_host && c->req.host)
             h = c->req.host, hl = c->req.host_len;
         else if (c->lb_up && (h = tg__lb_host(c, &hl)) == NULL)
             h = s->host, hl = strlen(s->host);
-        tls_key = tg_tls_upstream_target(s->tls, h, hl, snibuf, sizeof(snibuf), &sni);
-        vhost = sni ? sni : s->host;
+        tls_key = tg_tls_upstream_target(tls, h, hl, snibuf, sizeof(snibuf), &sni);
+        vhost = sni ? sni : base;
     }
     tg_upconn_t *u = c->fresh_only ? NULL : up_take_idle(w, c->target, tls_key);
     if (!u) {
         int err = 0;
         u = up_connect(w, c->target, &err);
-        if (u && s->tls) {
-            u->ssl = tg_tls_connect_new(u->fd, s->tls, sni, vhost);
+        if (u && use_tls) {
+            u->ssl = tg_tls_connect_new(u->fd, tls, sni, vhost);
             u->tls_key = tls_key;
             u->handshaking = true;
             if (!u->ssl) {
@@ -1204,7 +1216,7 @@ static void start_upstream(tg_conn_t *c)
         return;
     }
     c->state = S_CONNECT;
-    up_want(u, EV_WRITE, s->connect_timeout);
+    up_want(u, EV_WRITE, tg__connect_timeout(c));
 }
 
 /* A failure before any response byte arrived: retry when that is safe (the
@@ -1212,7 +1224,6 @@ static void start_upstream(tg_conn_t *c)
  * turned out stale is replaced by a fresh one without counting a try. */
 static void upstream_failed(tg_conn_t *c, int status, const char *why)
 {
-    tg_service_t *s = c->route->service;
     bool stale = c->up && c->up->reused && !c->t_upstream_first;
     if (!stale)
         tg__lb_report(c, status == 504 ? TG_HEV_TIMEOUT : TG_HEV_TCP_FAILURE, 0);
@@ -1224,13 +1235,13 @@ static void upstream_failed(tg_conn_t *c, int status, const char *why)
                                 ieq(c->req.method, c->req.method_len, "patch") ||
                                 ieq(c->req.method, c->req.method_len, "lock")))
         replayable = false;
-    if (replayable && (stale || c->tries < s->retries)) {
+    if (replayable && (stale || c->tries < tg__retries(c))) {
         if (stale) {
             c->fresh_only = true;
         } else {
             c->tries++;
             tg_log(TG_LOG_WARN, "upstream %s failed (%s), retrying (%d/%d)",
-                   c->target ? c->target->name : "?", why, c->tries, s->retries);
+                   c->target ? c->target->name : "?", why, c->tries, tg__retries(c));
         }
         start_upstream(c);
         return;
@@ -1371,7 +1382,6 @@ static int up_send(tg_conn_t *c)
 static void up_io(tg_conn_t *c, short what)
 {
     tg_upconn_t *u = c->up;
-    tg_service_t *s = c->route->service;
     if (what & EV_TIMEOUT) {
         if (c->state == S_RESP_BODY && !c->buffering) {
             tg_log(TG_LOG_ERR, "upstream timed out while reading the response from %s",
@@ -1408,7 +1418,7 @@ static void up_io(tg_conn_t *c, short what)
             char why[512];
             int h = tg_tls_handshake(u->ssl, &want_write, why, sizeof(why));
             if (h == 0) {
-                up_want(u, want_write ? EV_WRITE : EV_READ, s->connect_timeout);
+                up_want(u, want_write ? EV_WRITE : EV_READ, tg__connect_timeout(c));
                 return;
             }
             if (h < 0) {
@@ -1438,7 +1448,7 @@ static void up_io(tg_conn_t *c, short what)
                 }
             }
             if (tg_buf_used(&u->in) == 0) {
-                up_want(u, EV_READ | (tg_buf_used(&c->upout) ? EV_WRITE : 0), s->write_timeout);
+                up_want(u, EV_READ | (tg_buf_used(&c->upout) ? EV_WRITE : 0), tg__write_timeout(c));
                 if (!c->route->request_buffering && !c->body_done)
                     client_want_read(c, c->w->conf->client_body_timeout_ms);
                 return;
@@ -1468,7 +1478,7 @@ static void up_io(tg_conn_t *c, short what)
     size_t max_head = c->w->conf->max_header_size ? c->w->conf->max_header_size * 4 : 65536;
     int rc = tg_http_parse_response(tg_buf_start(&u->in), tg_buf_used(&u->in), &c->res, max_head);
     if (rc == TG_EAGAIN && r != 0) {
-        up_want(u, EV_READ, s->read_timeout);
+        up_want(u, EV_READ, tg__read_timeout(c));
         return;
     }
     if (rc < 0) {
@@ -1483,7 +1493,7 @@ static void up_io(tg_conn_t *c, short what)
         if (tg_buf_used(&u->in))
             up_io(c, EV_READ);
         else
-            up_want(u, EV_READ, s->read_timeout);
+            up_want(u, EV_READ, tg__read_timeout(c));
         return;
     }
     if (r == 0)
@@ -2006,7 +2016,7 @@ static void drive(tg_conn_t *c)
             }
             if (tg_buf_used(&c->out) > TG_PROXY_READ_AHEAD)
                 return; /* bounded read-ahead: the client's write edge resumes us */
-            up_want(c->up, EV_READ, c->route->service->read_timeout);
+            up_want(c->up, EV_READ, tg__read_timeout(c));
             return;
         }
         case S_LOCAL: {

@@ -128,6 +128,26 @@ struct tg_conn_s {
     tg_buf_t upout;
     bool request_sent_any;
     tg_target_t dns_target; /* target's storage for a hostname's pick (dns.h) */
+    /* kong.service.set_upstream / set_target / set_retries / set_timeouts
+     * (pdk_service.c): this request's overrides, zeroed when it ends */
+    struct {
+        tg_upstream_t *up;   /* set_upstream: balance over this upstream */
+        tg_target_t *target; /* set_target: this address (arena), no balancer */
+        struct tg_dns_name_s *dns; /* set_target's name, when a service's (dns.h) */
+        const char *host;    /* set_target's host: the Host sent (arena) */
+        size_t host_len;
+        int status;          /* set_target's name failed to resolve: answer this */
+        const char *error;
+        bool has_retries;
+        int retries;
+        int connect, write, read; /* ms, 0: the service's */
+        int scheme;               /* set_scheme: TG_PROTO_HTTP(S), 0: the service's */
+        /* set_tls_verify / set_tls_verify_depth / set_tls_cert_key: this
+         * request's copy of the TLS parameters (arena; the client pair
+         * referenced until the request ends), NULL: the service's */
+        struct tg_tls_upstream_s *tls;
+        bool own_pair; /* tls->client_cert/key are referenced here */
+    } ov;
 
     /* response */
     tg_http_header_t res_headers[TG_PROXY_MAX_HEADERS];
@@ -194,11 +214,40 @@ struct tg_conn_s {
 };
 
 /* balancer_req.c: the balancer for the proxy */
-tg_target_t *tg__lb_pick(tg_conn_t *c);
+tg_target_t *tg__lb_pick(tg_conn_t *c, tg_upstream_t *u);
 void tg__lb_report(tg_conn_t *c, int event, int status); /* passive health (TG_HEV_*) */
 void tg__lb_response(tg_conn_t *c, tg_buf_t *o); /* latency; Set-Cookie of the hash cookie */
 void tg__lb_done(tg_conn_t *c);
 const char *tg__lb_host(tg_conn_t *c, size_t *len);
+
+/* pdk_service.c: the request's target when a plugin chose one (set_target,
+ * set_upstream): 1 with c->target set (NULL: the upstream has no healthy
+ * target), 0 when no override applies, -1 with *status and *msg to answer. */
+int tg__ov_pick(tg_conn_t *c, int *status, const char **msg);
+
+/* The TLS parameters of this request's upstream connection (*use: TLS at all;
+ * NULL parameters with it: no verification, no client certificate). */
+const struct tg_tls_upstream_s *tg__ov_tls(tg_conn_t *c, bool *use);
+/* Drops what the overrides hold (the request ends). */
+void tg__ov_reset(tg_conn_t *c);
+
+/* The service's timeouts and retries unless a plugin overrode them. */
+static inline int tg__connect_timeout(const tg_conn_t *c)
+{
+    return c->ov.connect ? c->ov.connect : c->route->service->connect_timeout;
+}
+static inline int tg__write_timeout(const tg_conn_t *c)
+{
+    return c->ov.write ? c->ov.write : c->route->service->write_timeout;
+}
+static inline int tg__read_timeout(const tg_conn_t *c)
+{
+    return c->ov.read ? c->ov.read : c->route->service->read_timeout;
+}
+static inline int tg__retries(const tg_conn_t *c)
+{
+    return c->ov.has_retries ? c->ov.retries : c->route->service->retries;
+}
 
 /* How the client's body is framed when plugins may change it. */
 enum {

@@ -142,12 +142,20 @@ describe("kong.pdk", function()
     check(function() kong.request.get_method() end)
   end)
 
-  it("refuses the balancer functions plainly", function()
+  it("checks the balancer functions' arguments as Kong", function()
     tctx.set_phase("access")
-    assert.has_error(function() kong.service.set_upstream("u") end,
-                     "kong.service.set_upstream is not yet supported (the balancer is issue 12)")
-    assert.has_error(function() kong.service.set_target("h", 80) end,
-                     "kong.service.set_target is not yet supported (the balancer is issue 12)")
+    assert.has_error(function() kong.service.set_upstream(1) end, "host must be a string")
+    assert.has_error(function() kong.service.set_target("h", 80.5) end,
+                     "port must be an integer")
+    assert.has_error(function() kong.service.set_target("h", 65536) end,
+                     "port must be an integer between 0 and 65535: given 65536")
+    assert.has_error(function() kong.service.set_retries(-1) end,
+                     "retries must be an integer between 0 and 32767: given -1")
+    assert.has_error(function() kong.service.set_timeouts(1, 0, 1) end,
+                     "write_timeout must be an integer between 1 and 2147483646: given 0")
+    tctx.set_phase("rewrite")
+    assert.has_error(function() kong.service.set_retries(1) end,
+                     "function cannot be called in rewrite phase (only in: access)")
   end)
 
   it("kong.table", function()

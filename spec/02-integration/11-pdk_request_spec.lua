@@ -167,8 +167,7 @@ describe("PDK from a request", function()
     assert.equal("code must be a number between 100 and 599", json.exit_code)
     assert.equal("max_headers must be >= 1", json.max_headers)
     assert.equal("path must start with /", json.sr_path)
-    assert.equal("kong.service.set_target is not yet supported (the balancer is issue 12)",
-                 json.balancer)
+    assert.equal("port must be an integer", json.balancer)
   end)
 
   it("kong.service.request edits what goes upstream; ctx and log carry across phases",

@@ -22,9 +22,25 @@ local fmt = string.format
 local find = string.find
 local byte = string.byte
 local lower = string.lower
+local floor = math.floor
+
+ffi.cdef [[
+  int tg_pdk_svc_set_upstream(tg_req_t *r, const char *name, size_t len);
+  int tg_pdk_svc_set_target(tg_req_t *r, const char *host, size_t hlen, const char *addr,
+                            int port);
+  int tg_pdk_svc_set_target_failed(tg_req_t *r, const char *host, size_t hlen, int status,
+                                   const char *msg, size_t mlen);
+  int tg_pdk_svc_set_retries(tg_req_t *r, int retries);
+  int tg_pdk_svc_set_timeouts(tg_req_t *r, int connect, int write, int read);
+  int tg_pdk_svc_set_scheme(tg_req_t *r, int https);
+  int tg_pdk_svc_set_tls_verify(tg_req_t *r, int on);
+  int tg_pdk_svc_set_tls_verify_depth(tg_req_t *r, int depth);
+  int tg_pdk_svc_set_tls_cert_key(tg_req_t *r, void *cert, void *key);
+]]
 local HDR_SET, HDR_ADD, HDR_CLEAR = base.HDR_SET, base.HDR_ADD, base.HDR_CLEAR
 
 local access_and_rewrite = base.phases("rewrite", "access")
+local access_only = base.phases("access")
 local access_rewrite_balancer = base.phases("rewrite", "access", "balancer")
 local access_rewrite_balancer_preread = base.phases("rewrite", "access", "balancer", "preread")
 -- kong.service.response's phases (Kong: no error or admin_api here)
@@ -69,17 +85,18 @@ end
 local function new_request(kong)
   local SR = {}
 
-  --- The scheme used upstream (only "http" is supported here).
+  --- The scheme used upstream for this request: "http" or "https".
   -- @function kong.service.request.set_scheme
   function SR.set_scheme(scheme)
-    check_phase(access_rewrite_balancer, get_req())
+    local r = get_req()
+    check_phase(access_rewrite_balancer, r)
     if type(scheme) ~= "string" then
       error("scheme must be a string", 2)
     end
     if scheme ~= "http" and scheme ~= "https" then
       error("invalid scheme: " .. scheme, 2)
     end
-    error("setting the upstream scheme is not yet supported", 2)
+    C.tg_pdk_svc_set_scheme(need(r), scheme == "https" and 1 or 0)
   end
 
   --- The path sent upstream (must start with "/").
@@ -375,23 +392,158 @@ local function new(kong)
   S.request = new_request(kong)
   S.response = new_response(kong)
 
-  local function unsupported(fn)
-    return function()
-      check_phase(access_rewrite_balancer_preread, get_req())
-      error(fmt("kong.service.%s is not yet supported (the balancer is issue 12)", fn), 2)
+  --- Routes this request to the Upstream `host` of the config (its balancer,
+  -- health and retries), whatever the service names. Returns true, or nil and
+  -- "could not find an Upstream named '<host>'".
+  -- @function kong.service.set_upstream
+  -- @phases access
+  function S.set_upstream(host)
+    local r = get_req()
+    check_phase(access_only, r)
+    if type(host) ~= "string" then
+      error("host must be a string", 2)
+    end
+    if C.tg_pdk_svc_set_upstream(need(r), host, #host) ~= 0 then
+      return nil, "could not find an Upstream named '" .. host .. "'"
+    end
+    return true
+  end
+
+  --- Sends this request to host:port without the balancer; `host` becomes
+  -- the Host header (as Kong's $upstream_host). Addresses, localhost and
+  -- /etc/hosts names resolve at once; a name a service of the config uses
+  -- follows the resolver's current answers when the request goes upstream;
+  -- any other name fails the request then with Kong's 500 (no worker-side
+  -- DNS query can be made without blocking yet).
+  -- @function kong.service.set_target
+  -- @phases rewrite, access, balancer, preread
+  function S.set_target(host, port)
+    local r = get_req()
+    check_phase(access_rewrite_balancer_preread, r)
+    if type(host) ~= "string" then
+      error("host must be a string", 2)
+    end
+    if type(port) ~= "number" or floor(port) ~= port then
+      error("port must be an integer", 2)
+    end
+    if port < 0 or port > 65535 then
+      error("port must be an integer between 0 and 65535: given " .. port, 2)
+    end
+    r = need(r)
+    local bare = host:match("^%[(.*)%]$") or host
+    local addr = require("tollgate.ngx_socket").resolve(bare)
+    local rc = C.tg_pdk_svc_set_target(r, host, #host, addr, port)
+    if rc ~= 0 then
+      local msg = fmt("failed the initial dns/balancer resolve for '%s' with: %s could not "
+                      .. "be resolved (kong.service.set_target resolves addresses, /etc/hosts "
+                      .. "names and the config's service hosts only)", host, host)
+      C.tg_pdk_svc_set_target_failed(r, host, #host, 500, msg, #msg)
     end
   end
 
-  --- kong.service.set_upstream / set_target / set_retries / set_timeouts /
-  -- set_tls_verify...: not yet supported (the balancer, issue 12).
-  S.set_upstream = unsupported("set_upstream")
-  S.set_target = unsupported("set_target")
-  S.set_retries = unsupported("set_retries")
-  S.set_timeouts = unsupported("set_timeouts")
-  S.set_tls_verify = unsupported("set_tls_verify")
-  S.set_tls_verify_depth = unsupported("set_tls_verify_depth")
-  S.set_tls_verify_store = unsupported("set_tls_verify_store")
-  S.set_tls_cert_key = unsupported("set_tls_cert_key")
+  --- The number of retries for this request (0 to 32767).
+  -- @function kong.service.set_retries
+  -- @phases access
+  function S.set_retries(retries)
+    local r = get_req()
+    check_phase(access_only, r)
+    if type(retries) ~= "number" or floor(retries) ~= retries then
+      error("retries must be an integer", 2)
+    end
+    if retries < 0 or retries > 32767 then
+      error("retries must be an integer between 0 and 32767: given " .. retries, 2)
+    end
+    C.tg_pdk_svc_set_retries(need(r), retries)
+  end
+
+  local function check_timeout(name, v)
+    if type(v) ~= "number" or floor(v) ~= v then
+      error(name .. " must be an integer", 3)
+    end
+    if v < 1 or v > 2147483646 then
+      error(name .. " must be an integer between 1 and 2147483646: given " .. v, 3)
+    end
+  end
+
+  --- The connect, write and read timeouts (ms) for this request.
+  -- @function kong.service.set_timeouts
+  -- @phases access
+  function S.set_timeouts(connect_timeout, write_timeout, read_timeout)
+    local r = get_req()
+    check_phase(access_only, r)
+    check_timeout("connect_timeout", connect_timeout)
+    check_timeout("write_timeout", write_timeout)
+    check_timeout("read_timeout", read_timeout)
+    C.tg_pdk_svc_set_timeouts(need(r), connect_timeout, write_timeout, read_timeout)
+  end
+
+  --- The client certificate and key this request presents to a TLS upstream.
+  -- tollgate: `chain` is an X509* (a resty.openssl x509 object's `ctx`, the
+  -- leaf only) and `key` an EVP_PKEY* (a resty.openssl pkey's `ctx`), where
+  -- Kong takes ngx.ssl.parse_pem_cert/parse_pem_priv_key's cdata (ngx.ssl is
+  -- not shipped). Returns true, or nil and an error.
+  -- @function kong.service.set_tls_cert_key
+  -- @phases rewrite, access, balancer, preread
+  function S.set_tls_cert_key(chain, key)
+    local r = get_req()
+    check_phase(access_rewrite_balancer_preread, r)
+    if type(chain) ~= "cdata" then
+      error("chain must be a parsed cdata object", 2)
+    end
+    if type(key) ~= "cdata" then
+      error("key must be a parsed cdata object", 2)
+    end
+    require "tollgate.openssl" -- X509 and EVP_PKEY
+    if not ffi.istype("X509 *", chain) then
+      return nil, "chain must be an X509* (a resty.openssl x509 object's ctx)"
+    end
+    if not ffi.istype("EVP_PKEY *", key) then
+      return nil, "key must be an EVP_PKEY* (a resty.openssl pkey object's ctx)"
+    end
+    if C.tg_pdk_svc_set_tls_cert_key(need(r), chain, key) ~= 0 then
+      return nil, "key does not match the certificate"
+    end
+    return true
+  end
+
+  --- Whether this request verifies the upstream's certificate (TLS upstreams).
+  -- @function kong.service.set_tls_verify
+  -- @phases rewrite, access, balancer, preread
+  function S.set_tls_verify(on)
+    local r = get_req()
+    check_phase(access_rewrite_balancer_preread, r)
+    if type(on) ~= "boolean" then
+      error("argument must be a boolean", 2)
+    end
+    C.tg_pdk_svc_set_tls_verify(need(r), on and 1 or 0)
+    return true
+  end
+
+  --- The verification depth for this request's upstream certificate.
+  -- @function kong.service.set_tls_verify_depth
+  -- @phases rewrite, access, balancer, preread
+  function S.set_tls_verify_depth(depth)
+    local r = get_req()
+    check_phase(access_rewrite_balancer_preread, r)
+    if type(depth) ~= "number" then
+      error("argument must be a number", 2)
+    end
+    C.tg_pdk_svc_set_tls_verify_depth(need(r), floor(depth))
+    return true
+  end
+
+  --- Not supported: Kong takes a resty.openssl.x509.store object, and that
+  -- module is not shipped (a service's ca_certificates set the trusted CAs).
+  -- @function kong.service.set_tls_verify_store
+  -- @phases rewrite, access, balancer, preread
+  function S.set_tls_verify_store(store)
+    check_phase(access_rewrite_balancer_preread, get_req())
+    if type(store) ~= "table" then
+      error("argument must be a resty.openssl.x509.store object", 2)
+    end
+    error("kong.service.set_tls_verify_store is not supported: resty.openssl.x509.store is "
+          .. "not shipped (use the service's ca_certificates)", 2)
+  end
 
   local _ = tostring
   return S
