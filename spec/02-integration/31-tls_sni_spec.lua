@@ -163,9 +163,12 @@ end)
 
 describe("certificates refused at config time", function()
   local function parse(doc)
-    local path = PREFIX .. "-bad.json"
+    local tmp = os.tmpname()
+    local path = tmp .. ".json"
+    os.remove(tmp)
     pl_file.write(path, cjson.encode(doc))
     local ok, err, out = helpers.kong_exec("config parse " .. helpers.shell_quote(path))
+    os.remove(path)
     return ok, (err or "") .. (out or "")
   end
 
