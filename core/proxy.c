@@ -632,19 +632,9 @@ static tg_target_t *pick_target(tg_conn_t *c)
     tg_service_t *s = c->route->service;
     if (s->upstream)
         return tg__lb_pick(c, s->upstream);
-    if (!s->ntargets)
-        return NULL;
-    if (s->ntargets == 1)
-        return &s->targets[0];
-    /* weighted round-robin, positions per worker (issue 12 brings the
-     * ring-balancer, health and the other algorithms) */
-    uint32_t pos = c->w->rr++ % (uint32_t)s->total_weight;
-    for (size_t i = 0; i < s->ntargets; i++) {
-        if (pos < (uint32_t)s->targets[i].weight)
-            return &s->targets[i];
-        pos -= (uint32_t)s->targets[i].weight;
-    }
-    return &s->targets[0];
+    /* an address host has its one target; a hostname is picked from dns.c's
+     * answers by the caller */
+    return s->ntargets ? &s->targets[0] : NULL;
 }
 
 static bool is_hop_by_hop(const tg_http_header_t *h, const tg_http_header_t *conn_hdr)

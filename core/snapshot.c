@@ -98,7 +98,6 @@ static void service_targets(tg_snapshot_t *snap, tg_service_t *svc)
     }
     if (resolve(svc->host, svc->port, &svc->targets[0], err, sizeof(err)) == 0) {
         svc->ntargets = 1;
-        svc->total_weight = svc->targets[0].weight;
     } else {
         svc->resolve_error = strdup(err);
         tg_log(TG_LOG_ERR, "service %s: could not resolve %s: %s", svc->name ? svc->name : svc->id,

@@ -48,9 +48,8 @@ typedef struct tg_service_s {
     int connect_timeout, write_timeout, read_timeout; /* ms */
     char *host_header; /* Host sent upstream when !preserve_host ("host" or "host:port") */
     size_t host_header_len;
-    tg_target_t *targets; /* resolved addresses or the upstream's targets */
+    tg_target_t *targets; /* the host when it is an address (ntargets 0 or 1) */
     size_t ntargets;
-    int total_weight;
     char *resolve_error; /* set when the host could not be resolved */
     struct tg_upstream_s *upstream; /* the upstream its host names, or NULL (balancer.h) */
     struct tg_tls_upstream_s *tls; /* protocol https: TLS parameters (tls.c) */

@@ -40,7 +40,6 @@ typedef struct tg_worker_s {
     tg_upconn_t *idle_bucket[256]; /* the same connections by address */
     size_t nidle_up;
     atomic_int stopping; /* 1 = graceful, 2 = fast */
-    uint32_t rr; /* round-robin position */
 
     /* the plugin host (plugins.c) */
     struct lua_State *L;
