@@ -314,7 +314,7 @@ int tg_plugins_run(tg_conn_t *c, int phase)
     }
     lua_State *co = c->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, w->execute_ref);
-    lua_pushstring(co, phase_name(phase));
+    lua_pushinteger(co, __builtin_ctz((unsigned)phase)); /* runloop's PHASE_NAMES */
     lua_pushinteger(co, c->route_pos);
     lua_pushboolean(co, first);
     lua_pushnumber(co, (lua_Number)(uintptr_t)c); /* tollgate.ctx's key */

@@ -1617,7 +1617,11 @@ static bool response_head(tg_conn_t *c)
     char tmp[512];
     int n;
 
+    /* whether plugins may have edited the upstream's headers: an edit
+     * pending from access or a header_filter to run */
+    bool edited = false;
     if (c->plugins) {
+        edited = c->npending_resp > 0 || tg_plugins_wants(c, TG_PHASE_HEADER_FILTER);
         if (!c->resp_h) {
             c->resp_h = c->res_headers;
             c->resp_n = res->num_headers;
@@ -1645,7 +1649,7 @@ static bool response_head(tg_conn_t *c)
         c->out_mode = nobody && !c->exit_status ? TG_OUT_RAW : TG_OUT_LENGTH;
     } else if (c->bf && nobody) {
         failed = tg__filter_known(c, &kb, &kn, false) != 0;
-    } else if (c->bf || (c->plugins && c->res_mode == BODY_LENGTH &&
+    } else if (c->bf || (edited && c->res_mode == BODY_LENGTH &&
                          !find_header(res->headers, res->num_headers, "content-length"))) {
         /* the body may change, or header_filter dropped its length */
         c->out_mode = TG_OUT_OPEN;

@@ -4,13 +4,17 @@
 --   ctx.get(req)                 the request's shared table (kong.ctx.shared, ngx.ctx)
 --   ctx.plugin(req, key)         the table of one plugin for the request (kong.ctx.plugin)
 --   ctx.clear(req)               forget the request (the runloop, after log)
---   ctx.set_current_plugin(req, name, id) / ctx.current_plugin(req) -> name, id
+--   ctx.set_current(req, p) / ctx.set_current_plugin(req, name, id) /
+--     ctx.current_plugin(req) -> name, id
 --   ctx.EXIT                     what kong.response.exit yields to the runloop
 --   ctx.set_phase(name) / ctx.phase()   the phase outside requests (init, init_worker)
 local ffi = require "ffi"
 
 local tonumber = tonumber
 local ffi_cast = ffi.cast
+-- sized for what the runloop and a few plugins store, so that filling it
+-- never rehashes (a rehash per key added is most of an empty table's cost)
+local table_new = require "table.new"
 
 local ctx = {}
 
@@ -19,9 +23,9 @@ ctx.EXIT = setmetatable({}, { __tostring = function() return "tollgate.ctx.EXIT"
 
 local shared_by_req = {}   -- address -> shared table
 local plugin_by_req = {}   -- address -> { [plugin key] = table }
-local current_name = {}    -- address -> the running plugin's name
-local current_id = {}      -- address -> its id
+local current_by_req = {}  -- address -> the running plugin: { name =, id = }
 local loader_phase = nil
+local filler             -- ctx.set_filler
 
 local function key_of(req)
   if req == nil then
@@ -42,10 +46,26 @@ function ctx.get(req)
   end
   local t = shared_by_req[k]
   if not t then
-    t = {}
+    t = table_new(0, 8)
     shared_by_req[k] = t
+    if filler then
+      filler(t, k)
+    end
   end
   return t
+end
+
+--- The request's shared table if something made it, else nil (no table is
+-- made: most requests never need one).
+function ctx.peek(req)
+  local k = key_of(req)
+  return k and shared_by_req[k]
+end
+
+--- fn(t, key) fills a request's shared table when it is made (the runloop:
+-- the matched route and service, as Kong keeps them in ngx.ctx).
+function ctx.set_filler(fn)
+  filler = fn
 end
 
 function ctx.plugin(req, plugin_key)
@@ -71,28 +91,38 @@ function ctx.clear(req)
   if k then
     shared_by_req[k] = nil
     plugin_by_req[k] = nil
-    current_name[k] = nil
-    current_id[k] = nil
+    current_by_req[k] = nil
   end
 end
 
 local loader_current = {}
 
-function ctx.set_current_plugin(req, name, id)
+--- The running plugin of a request: p is a table with its name and id (the
+-- runloop's instance), kept as is.
+function ctx.set_current(req, p)
   local k = key_of(req)
   if not k then
-    loader_current[1], loader_current[2] = name, id
+    loader_current = p
     return
   end
-  current_name[k], current_id[k] = name, id
+  current_by_req[k] = p
+end
+
+function ctx.set_current_plugin(req, name, id)
+  ctx.set_current(req, { name = name, id = id })
 end
 
 function ctx.current_plugin(req)
   local k = key_of(req)
-  if not k then
-    return loader_current[1], loader_current[2]
+  local p
+  if k then
+    p = current_by_req[k]
+  else
+    p = loader_current
   end
-  return current_name[k], current_id[k]
+  if p then
+    return p.name, p.id
+  end
 end
 
 --- The phase outside of a request ("init", "init_worker"), or nil.

@@ -4,8 +4,9 @@
 --   runloop.init(configuration, worker_id, worker_count)  once, at start
 --   runloop.configure(json)                                once per snapshot
 --   runloop.phase_mask(route_pos)                          per snapshot and route
---   runloop.execute(phase, route_pos, first, key)          per request phase,
---     in the request's coroutine (its exdata is the request; key: its
+--   runloop.execute(phase_bit, route_pos, first, key)      per request phase,
+--     in the request's coroutine (phase_bit: the bit number of its
+--     TG_PHASE_* bit; its exdata is the request; key: its
 --     address as a number, tollgate.ctx's key, so no FFI cast per phase; the
 --     core has set the phase for the PDK's checks)
 -- Plugins run in Kong's order (PRIORITY descending, then name descending) with
@@ -42,11 +43,39 @@ local consumer_scoped -- name -> list of instances with a consumer
 local routes, services
 local service_by_id
 
+-- Per request (keyed as tollgate.ctx keys it), kept out of the plugins'
+-- shared table so that a request whose plugins never ask for it makes none:
+-- the matched route's position, and the plugin list access resolved when an
+-- authenticated consumer changed it (else the route's list stands).
+local route_pos = {}
+local resolved = {}
+
+local function fill_shared(t, key)
+  local pos = route_pos[key]
+  local route = pos and routes[pos]
+  if route then
+    t.route = route
+    t.service = service_by_id[type(route.service) == "table" and route.service.id or ""]
+  end
+end
+
+local function forget(key)
+  ctx.clear(key)
+  route_pos[key] = nil
+  resolved[key] = nil
+end
+
 -- phase names -> the TG_PHASE_* bits of core/pdk.h
 local PHASE_BITS = {
   certificate = 2, rewrite = 4, access = 8, response = 16, header_filter = 64, body_filter = 128,
   log = 256,
 }
+
+-- what runloop.execute gets: the bit number of the phase's TG_PHASE_* bit
+local PHASE_NAMES = {}
+for name, b in pairs(PHASE_BITS) do
+  PHASE_NAMES[math.floor(math.log(b) / math.log(2) + 0.5)] = name
+end
 
 local function log_err(msg)
   msg = tostring(msg)
@@ -72,6 +101,7 @@ function runloop.init(configuration, worker_id, worker_count)
     return true, "none"
   end
   ctx = require "tollgate.ctx"
+  ctx.set_filler(fill_shared)
   local ok_shim, shim = pcall(require, "tollgate.ngx_shim")
   if ok_shim and type(shim) == "table" and shim.install then
     shim.install()
@@ -325,7 +355,7 @@ local function run_handler(key, inst, phase)
   if not fn then
     return true
   end
-  ctx.set_current_plugin(key, inst.name, inst.id)
+  ctx.set_current(key, inst)
   local ok, err = xpcall(fn, traceback, inst.handler, inst.conf)
   if not ok then
     log_err("[" .. inst.name .. "] " .. phase .. " failed: " .. tostring(err))
@@ -338,19 +368,17 @@ end
 -- re-resolves the rest once a plugin authenticates a consumer), or nil when a
 -- handler failed. A tail call per plugin rather than a loop: a loop of one or
 -- two turns per request is one LuaJIT does not compile, a tail call it does.
-local function run_from(phase, pos, key, shared, list, current, i, consumer_id)
+local function run_from(phase, pos, key, list, current, i, consumer_id)
   local inst = current[i]
   if inst == nil then
     return current
-  end
-  if phase == "access" then
-    shared.__tg_plugins = current -- the later phases run what access resolved
   end
   if not run_handler(key, inst, phase) then
     return nil
   end
   if phase == "access" then
-    local c = shared.authenticated_consumer
+    local shared = ctx.peek(key)
+    local c = shared and shared.authenticated_consumer
     local cid = type(c) == "table" and c.id or nil
     if cid and cid ~= consumer_id then
       consumer_id = cid
@@ -362,9 +390,12 @@ local function run_from(phase, pos, key, shared, list, current, i, consumer_id)
       for _, p in ipairs(current) do if done[p.name] then nxt[#nxt + 1] = p end end
       for _, p in ipairs(rest) do if not done[p.name] then nxt[#nxt + 1] = p end end
       current = nxt
+      -- the later phases run what access resolved, even when a plugin
+      -- after this one ends the phase with kong.response.exit
+      resolved[key] = current
     end
   end
-  return run_from(phase, pos, key, shared, list, current, i + 1, consumer_id)
+  return run_from(phase, pos, key, list, current, i + 1, consumer_id)
 end
 
 -- The phase's plugins (runloop.execute). A function of its own so that the
@@ -372,21 +403,23 @@ end
 -- trace that execute starts.
 local function run_phase(phase, pos, key)
   local list
-  local shared = ctx.get(key)
   if phase == "rewrite" or phase == "certificate" then
     list = globals
-  elseif phase ~= "access" and shared.__tg_plugins then
-    list = shared.__tg_plugins -- as resolved in access (consumer included)
-  else
+  elseif phase == "access" then
     list = by_position[pos] or globals
+    if pos > 0 then
+      -- kong.router and the Kong fields plugins read from ngx.ctx: put in
+      -- the table when something makes it (ctx's filler), or now if made
+      route_pos[key] = pos
+      local shared = ctx.peek(key)
+      if shared then
+        fill_shared(shared, key)
+      end
+    end
+  else
+    list = resolved[key] or by_position[pos] or globals
   end
-  if phase == "access" and pos > 0 then
-    -- kong.router and the Kong fields plugins read from ngx.ctx
-    local route = routes[pos]
-    shared.route = route
-    shared.service = route and service_by_id[id_of(route.service) or ""] or nil
-  end
-  local current = run_from(phase, pos, key, shared, list, list, 1, nil)
+  local current = run_from(phase, pos, key, list, list, 1, nil)
   if not current then
     return 500
   end
@@ -395,23 +428,23 @@ local function run_phase(phase, pos, key)
     sched.join_children(key)
   end
   if phase == "access" then
-    shared.__tg_plugins = current
     -- a plugin with a response phase: buffered proxying (Kong's
     -- ctx.buffered_proxying)
     if wants_buffering(current) then
       C.tg_pdk_upreq_enable_buffering(get_request())
     end
   elseif phase == "log" then
-    ctx.clear(key)
+    forget(key)
   end
   return 0
 end
 
 --- Runs one phase for the current request. Returns 0, or 500 when a plugin
 -- raised an error (the core answers it).
-function runloop.execute(phase, pos, first, key)
+function runloop.execute(phase_bit, pos, first, key)
+  local phase = PHASE_NAMES[phase_bit]
   if first then
-    ctx.clear(key) -- a new request on this connection's address
+    forget(key) -- a new request on this connection's address
     sched.forget_children(key)
   end
   return run_phase(phase, pos, key)
