@@ -661,14 +661,20 @@ function shim.new()
       ["\26"] = "\\Z", ["\\"] = "\\\\", ["'"] = "\\'", ["\""] = "\\\"" }) .. "'"
   end
 
+  local worker_pid
   ngx.worker = {
     id = function() return C.tg_pdk_worker_id() end,
     count = function() return C.tg_pdk_worker_count() end,
+    -- the worker's own id, as nginx's workers each have a pid: tollgate's
+    -- workers are threads of one process, so this is the thread's id (a
+    -- lua_State belongs to one thread: read once)
     pid = function()
-      local f = io.open("/proc/self/stat", "r")
-      local pid = f and tonumber((f:read("*l") or ""):match("^(%d+)"))
-      if f then f:close() end
-      return pid
+      if not worker_pid then
+        local f = io.open("/proc/thread-self/stat", "r") or io.open("/proc/self/stat", "r")
+        worker_pid = f and tonumber((f:read("*l") or ""):match("^(%d+)"))
+        if f then f:close() end
+      end
+      return worker_pid
     end,
     exiting = function() return false end,
   }

@@ -115,6 +115,11 @@ function runloop.init(configuration, worker_id, worker_count)
   if worker_id < 0 then
     return true -- a check (start, config parse): plugins loaded, no init_worker
   end
+  -- kong.node.get_memory_stats reads what each worker records
+  local ok_node, node = pcall(require, "kong.pdk.node")
+  if ok_node then
+    node.start_recording()
+  end
   ctx.set_phase("init_worker")
   for _, p in ipairs(loaded.sorted) do
     if p.handler.init_worker then

@@ -193,6 +193,7 @@ function pdk.new(conf)
       end
       return h or os.getenv("HOSTNAME") or "localhost"
     end,
+    get_memory_stats = require("kong.pdk.node").get_memory_stats,
   }
 
   kong.cluster = {

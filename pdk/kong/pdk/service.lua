@@ -20,6 +20,8 @@ local error = error
 local tostring = tostring
 local fmt = string.format
 local find = string.find
+local sub = string.sub
+local match = string.match
 local byte = string.byte
 local lower = string.lower
 local floor = math.floor
@@ -81,6 +83,73 @@ local function set_hdr(r, name, value, mode)
   value = normalize_header(value)
   C.tg_pdk_upreq_set_header(r, name, #name, value, #value, mode)
 end
+
+-- kong.service.request.set_body's encoders by MIME type (without its
+-- parameters): body, the Content-Type to send. Errors are the caller's
+-- (level 3), as Kong's.
+local function multipart_boundary(mime, body)
+  local at = find(mime, "boundary=", 1, true)
+  local boundary
+  if at then
+    boundary = sub(mime, at + 9)
+    if byte(boundary, 1) == 34 then -- '"'
+      boundary = match(boundary, '^"([^"]*)"') or sub(boundary, 2)
+    end
+  end
+  local function clashes(b)
+    local mark = "\n--" .. b
+    for _, v in pairs(body) do
+      if find(tostring(v), mark, 1, true) then
+        return true
+      end
+    end
+    return false
+  end
+  while not boundary or clashes(boundary) do
+    boundary = tostring(math.random(1e10))
+  end
+  return boundary
+end
+
+local BODY_ENCODERS = {
+  ["application/x-www-form-urlencoded"] = function(body, mime)
+    local ok, encoded = pcall(args.encode, body)
+    if not ok then
+      error((tostring(encoded):gsub("^.-:%d+: ", "")), 3)
+    end
+    return encoded, mime
+  end,
+  ["application/json"] = function(body, mime)
+    local encoded, err = cjson.encode(body)
+    if not encoded then
+      error(err, 3)
+    end
+    return encoded, mime
+  end,
+  ["multipart/form-data"] = function(body, mime)
+    local keys = {}
+    for k, v in pairs(body) do
+      if type(k) ~= "string" then
+        error(string.format("invalid key %q: got %s, expected string", tostring(k), type(k)), 3)
+      end
+      local tv = type(v)
+      if tv ~= "string" and tv ~= "number" and tv ~= "boolean" then
+        error(string.format("invalid value %q: got %s, expected string, number or boolean",
+                            k, tv), 3)
+      end
+      keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    local boundary = multipart_boundary(mime, body)
+    local out = {}
+    for _, k in ipairs(keys) do
+      out[#out + 1] = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"" .. k ..
+                      "\"\r\n\r\n" .. tostring(body[k]) .. "\r\n"
+    end
+    out[#out + 1] = "--" .. boundary .. "--\r\n"
+    return table.concat(out), "multipart/form-data; boundary=" .. boundary
+  end,
+}
 
 local function new_request(kong)
   local SR = {}
@@ -257,35 +326,28 @@ local function new_request(kong)
     local r = get_req()
     check_phase(access_and_rewrite, r)
     if type(body) ~= "table" then
-      error("body must be a table", 2)
+      error("args must be a table", 2)
     end
     if mimetype ~= nil and type(mimetype) ~= "string" then
       error("mime must be a string", 2)
     end
     need(r)
-    local ct = mimetype
-    if not ct and C.tg_pdk_req_get_header(r, "Content-Type", 12, s1, n1) >= 0 then
-      ct = ffi_string(s1[0], n1[0])
-    end
-    if not ct then
-      return nil, "missing content type"
-    end
-    local lct = lower(ct)
-    local encoded
-    if find(lct, "application/json", 1, true) then
-      local err
-      encoded, err = cjson.encode(body)
-      if not encoded then
-        return nil, err
+    local mime = mimetype
+    if not mime then
+      if C.tg_pdk_req_get_header(r, "Content-Type", 12, s1, n1) < 0 then
+        return nil, "content type was neither explicitly given " ..
+                    "as an argument or received as a header"
       end
-    elseif find(lct, "application/x-www-form-urlencoded", 1, true) then
-      encoded = args.encode(body)
-    else
-      return nil, "unsupported content type '" .. ct .. "'"
+      mime = ffi_string(s1[0], n1[0])
     end
-    if mimetype then
-      C.tg_pdk_upreq_set_header(r, "Content-Type", 12, mimetype, #mimetype, HDR_SET)
+    -- Kong picks the encoder by the type without its parameters, as given
+    local semi = find(mime, ";", 1, true)
+    local encoder = BODY_ENCODERS[semi and sub(mime, 1, semi - 1) or mime]
+    if not encoder then
+      error("unsupported content type " .. mime, 2)
     end
+    local encoded, content_type = encoder(body, mime)
+    C.tg_pdk_upreq_set_header(r, "Content-Type", 12, content_type, #content_type, HDR_SET)
     C.tg_pdk_upreq_set_body(r, encoded, #encoded)
     return true
   end
