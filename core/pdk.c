@@ -160,6 +160,13 @@ int tg_pdk_req_get_body(tg_req_t *r, const char **out, size_t *len)
     return out_str(tg_buf_start(&r->body), tg_buf_used(&r->body), out, len);
 }
 
+int tg_pdk_req_get_body_fd(tg_req_t *r)
+{
+    if (r->body_fd < 0 || !r->route || !r->route->request_buffering || !r->body_done)
+        return -1;
+    return r->body_fd;
+}
+
 double tg_pdk_req_start_time(tg_req_t *r)
 {
     return r->t_start_wall;

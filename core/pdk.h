@@ -64,6 +64,9 @@ int tg_pdk_req_get_header(tg_req_t *r, const char *name, size_t nlen, const char
  * the bytes; TG_ENOTFOUND when the request has none; TG_ETOOLARGE when it
  * spilled to a file; TG_EAGAIN when it is not read (streaming). */
 int tg_pdk_req_get_body(tg_req_t *r, const char **out, size_t *len);
+/* The descriptor of the file the whole body spilled to (read it with pread
+ * or through /proc/self/fd/N; the proxy reads it with pread too), or -1. */
+int tg_pdk_req_get_body_fd(tg_req_t *r);
 /* Request start (seconds since the epoch, ms resolution). */
 double tg_pdk_req_start_time(tg_req_t *r);
 /* Regex captures of the matched route path: count, then each (start/end into

@@ -412,8 +412,7 @@ local function new_req()
   end
 
   function R.get_body_file()
-    need_req()
-    return nil
+    return base.body_file(need_req())
   end
 
   function R.get_post_args(max)

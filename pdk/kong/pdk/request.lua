@@ -290,7 +290,9 @@ local function new(kong)
   --- The request body, or nil, err when it is not in memory.
   -- @function kong.request.get_raw_body
   -- @phases rewrite, access, response, admin_api
-  function R.get_raw_body()
+  -- @tparam[opt] number max_allowed_file_size read a body that spilled to a
+  -- file when given (0: any size), as Kong 3.10
+  function R.get_raw_body(max_allowed_file_size)
     local r = get_req()
     check_phase(before_content, r)
     local rc = C.tg_pdk_req_get_body(need(r), s1, n1)
@@ -303,8 +305,31 @@ local function new(kong)
     if rc == base.E_AGAIN then
       return nil, "request body is not read (request buffering is off)"
     end
-    return nil, "request body did not fit into client body buffer, consider raising " ..
-                "'client_body_buffer_size'"
+    local path = base.body_file(r)
+    if not path then
+      return ""
+    end
+    if not max_allowed_file_size or max_allowed_file_size < 0 then
+      return nil, "request body did not fit into client body buffer, consider raising " ..
+                  "'client_body_buffer_size'"
+    end
+    local file, err = io.open(path, "rb")
+    if not file then
+      return nil, "failed to open cached request body '" .. path .. "': " .. tostring(err)
+    end
+    local size = file:seek("end") or 0
+    if max_allowed_file_size > 0 and size > max_allowed_file_size then
+      file:close()
+      return nil, string.format("request body file too big: %d > %d", size,
+                                max_allowed_file_size)
+    end
+    file:seek("set")
+    local data, rerr = file:read("*a")
+    file:close()
+    if not data then
+      return nil, "failed to read cached request body '" .. path .. "': " .. tostring(rerr)
+    end
+    return data
   end
 
   --- The body decoded by its MIME type (JSON, urlencoded form, multipart).
@@ -312,7 +337,9 @@ local function new(kong)
   -- @function kong.request.get_body
   -- @tparam[opt] string mimetype
   -- @tparam[opt] number max_args
-  function R.get_body(mimetype, max_args)
+  -- @tparam[opt] number max_allowed_file_size see get_raw_body (JSON and
+  -- multipart bodies; a form body is read from memory only, as Kong's)
+  function R.get_body(mimetype, max_args, max_allowed_file_size)
     local r = get_req()
     check_phase(before_content, r)
     need(r)
@@ -332,8 +359,11 @@ local function new(kong)
                  ((ct == CT_JSON or find(ct, "+json", 1, true)) and CT_JSON) or
                  (ct == CT_FORM_DATA and CT_FORM_DATA) or nil
     if mime then
+      local function raw()
+        return R.get_raw_body(mime ~= CT_POST and max_allowed_file_size or nil)
+      end
       return args.decode_body(mime, mimetype and header_of(r, "Content-Type") or content_type,
-                              R.get_raw_body, max_args, 3)
+                              raw, max_args, 3)
     end
     return nil, "unsupported content type '" .. content_type .. "'", ct
   end

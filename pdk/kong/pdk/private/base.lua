@@ -32,6 +32,7 @@ ffi.cdef [[
   int tg_pdk_req_get_header(tg_req_t *r, const char *name, size_t nlen, const char **value,
                             size_t *vlen);
   int tg_pdk_req_get_body(tg_req_t *r, const char **out, size_t *len);
+  int tg_pdk_req_get_body_fd(tg_req_t *r);
   double tg_pdk_req_start_time(tg_req_t *r);
   int tg_pdk_req_get_capture_count(tg_req_t *r);
   int tg_pdk_req_get_capture(tg_req_t *r, int i, const char **value, size_t *vlen,
@@ -189,6 +190,16 @@ function base.need_req(r)
 end
 
 --- Kong's header value normalisation ("" is sent as " ").
+--- The name of the file the request body spilled to (what
+-- ngx.req.get_body_file gives), or nil when the body is in memory or absent.
+function base.body_file(r)
+  local fd = base.C.tg_pdk_req_get_body_fd(r)
+  if fd < 0 then
+    return nil
+  end
+  return "/proc/self/fd/" .. fd
+end
+
 function base.normalize_header(value)
   if type(value) == "string" then
     return value == "" and " " or value
