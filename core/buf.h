@@ -64,6 +64,27 @@ static inline int tg_buf_append_str(tg_buf_t *b, const char *s)
     return tg_buf_append(b, s, strlen(s));
 }
 
+/* Appends n in decimal: the request path's integers without printf. */
+static inline int tg_buf_append_u64(tg_buf_t *b, uint64_t n)
+{
+    char d[20];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    return tg_buf_append(b, d + i, sizeof(d) - i);
+}
+
+static inline int tg_buf_append_i64(tg_buf_t *b, int64_t n)
+{
+    if (n < 0) {
+        tg_buf_append(b, "-", 1);
+        return tg_buf_append_u64(b, (uint64_t)0 - (uint64_t)n);
+    }
+    return tg_buf_append_u64(b, (uint64_t)n);
+}
+
 static inline void tg_buf_consume(tg_buf_t *b, size_t n)
 {
     b->off += n;

@@ -567,15 +567,23 @@ static void request_done(tg_conn_t *c)
 
 /* ------------------------------------------------------------- routing -- */
 
+/* A bounded copy of an address string (snprintf's "%s" without printf). */
+static void copy_ip(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 static void set_client_ip(tg_conn_t *c)
 {
     const tg_conf_t *conf = c->w->conf;
-    snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->peer_ip);
+    copy_ip(c->client_ip, sizeof(c->client_ip), c->peer_ip);
     if (!conf->real_ip_header || !tg_conf_ip_trusted(conf, (struct sockaddr *)&c->peer))
         return;
     if (strcasecmp(conf->real_ip_header, "proxy_protocol") == 0) {
         if (c->pp_ip[0])
-            snprintf(c->client_ip, sizeof(c->client_ip), "%s", c->pp_ip);
+            copy_ip(c->client_ip, sizeof(c->client_ip), c->pp_ip);
         return;
     }
     char lname[128];
@@ -618,7 +626,7 @@ static void set_client_ip(tg_conn_t *c)
             s6->sin6_family = AF_INET6;
         else
             return;
-        snprintf(c->client_ip, sizeof(c->client_ip), "%s", cand);
+        copy_ip(c->client_ip, sizeof(c->client_ip), cand);
         if (!conf->real_ip_recursive || !tg_conf_ip_trusted(conf, (struct sockaddr *)&ss))
             return;
         if (start == 0)
@@ -676,8 +684,6 @@ static int build_upstream_head(tg_conn_t *c)
     tg_route_t *r = c->route;
     tg_service_t *s = r->service;
     tg_buf_t *o = &c->upout;
-    char tmp[1024];
-    int n;
 
     char upath[8192];
     int ulen;
@@ -759,8 +765,9 @@ static int build_upstream_head(tg_conn_t *c)
 
     /* Kong: the client's X-Forwarded-For plus the TCP peer, or, without
      * one, the client address (after real_ip_header) */
-    n = snprintf(tmp, sizeof(tmp), "X-Real-IP: %s\r\nX-Forwarded-For: ", c->client_ip);
-    tg_buf_append(o, tmp, (size_t)n);
+    tg_buf_append_lit(o, "X-Real-IP: ");
+    tg_buf_append_str(o, c->client_ip);
+    tg_buf_append_lit(o, "\r\nX-Forwarded-For: ");
     if (xff) {
         tg_buf_append(o, xff->value, xff->value_len);
         tg_buf_append_lit(o, ", ");
@@ -770,15 +777,13 @@ static int build_upstream_head(tg_conn_t *c)
     }
     tg_buf_append_lit(o, "\r\n");
 
-#define XF(name, hdr, ...)                                                                         \
+#define XF(name, hdr, val, len)                                                                    \
     do {                                                                                           \
         tg_buf_append_lit(o, "X-Forwarded-" name ": ");                                            \
         if (trusted && (hdr))                                                                      \
             tg_buf_append(o, (hdr)->value, (hdr)->value_len);                                      \
-        else {                                                                                     \
-            n = snprintf(tmp, sizeof(tmp), __VA_ARGS__);                                           \
-            tg_buf_append(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);          \
-        }                                                                                          \
+        else                                                                                       \
+            tg_buf_append(o, (val), (len));                                                        \
         tg_buf_append_lit(o, "\r\n");                                                              \
     } while (0)
 
@@ -794,21 +799,28 @@ static int build_upstream_head(tg_conn_t *c)
         if (rb)
             hostonly = (size_t)(rb - host) + 1;
     }
-    XF("Proto", xf_proto, "%s", c->ssl ? "https" : "http");
-    XF("Host", xf_host, "%.*s", (int)hostonly, host);
-    XF("Port", xf_port, "%u", c->local_port);
-    XF("Path", xf_path, "%.*s", (int)c->req.path_len, c->req.path);
+    char port[8];
+    size_t portlen = 0;
+    for (unsigned p = c->local_port, div = 10000; div; div /= 10) {
+        if (p / div || portlen || div == 1)
+            port[portlen++] = (char)('0' + p / div % 10);
+    }
+    XF("Proto", xf_proto, c->ssl ? "https" : "http", c->ssl ? 5 : 4);
+    XF("Host", xf_host, host, hostonly);
+    XF("Port", xf_port, port, portlen);
+    XF("Path", xf_path, c->req.path, c->req.path_len);
     if (r->strip_path && c->match.prefix_len > 0 &&
         !(c->match.prefix_len == 1 && c->path[0] == '/')) {
-        XF("Prefix", xf_prefix, "%.*s", (int)c->match.prefix_len, c->path);
+        XF("Prefix", xf_prefix, c->path, c->match.prefix_len);
     } else if (trusted && xf_prefix) {
-        XF("Prefix", xf_prefix, "%s", "");
+        XF("Prefix", xf_prefix, "", 0);
     }
 #undef XF
 
     if ((conf->headers_upstream & TG_HDR_REQUEST_ID)) {
-        n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
-        tg_buf_append(o, tmp, (size_t)n);
+        tg_buf_append_lit(o, "X-Kong-Request-Id: ");
+        tg_buf_append_str(o, c->request_id);
+        tg_buf_append_lit(o, "\r\n");
     }
     tg_buf_append_lit(o, "Via: ");
     if (via) {
@@ -827,14 +839,16 @@ static int build_upstream_head(tg_conn_t *c)
         tg_buf_append_lit(o, "Connection: keep-alive\r\n");
     }
     if (c->up_body_set) {
-        n = snprintf(tmp, sizeof(tmp), "Content-Length: %zu\r\n", c->up_body_len);
-        tg_buf_append(o, tmp, (size_t)n);
+        tg_buf_append_lit(o, "Content-Length: ");
+        tg_buf_append_u64(o, c->up_body_len);
+        tg_buf_append_lit(o, "\r\n");
     } else if (c->body_mode == BODY_CHUNKED && !c->route->request_buffering) {
         tg_buf_append_lit(o, "Transfer-Encoding: chunked\r\n");
     } else if (c->body_mode != BODY_NONE) {
         uint64_t len = c->route->request_buffering ? c->body_total : (uint64_t)c->req.content_length;
-        n = snprintf(tmp, sizeof(tmp), "Content-Length: %llu\r\n", (unsigned long long)len);
-        tg_buf_append(o, tmp, (size_t)n);
+        tg_buf_append_lit(o, "Content-Length: ");
+        tg_buf_append_u64(o, len);
+        tg_buf_append_lit(o, "\r\n");
     }
     tg_buf_append_lit(o, "\r\n");
     return 0;
@@ -1614,8 +1628,6 @@ static bool response_head(tg_conn_t *c)
     const tg_conf_t *conf = c->w->conf;
     tg_http_response_t *res = &c->res;
     tg_buf_t *o = &c->out;
-    char tmp[512];
-    int n;
 
     /* whether plugins may have edited the upstream's headers: an edit
      * pending from access or a header_filter to run */
@@ -1657,8 +1669,9 @@ static bool response_head(tg_conn_t *c)
     if (failed)
         c->close_after = true;
 
-    n = snprintf(tmp, sizeof(tmp), "HTTP/1.1 %d ", c->status);
-    tg_buf_append(o, tmp, (size_t)n);
+    tg_buf_append_lit(o, "HTTP/1.1 ");
+    tg_buf_append_i64(o, c->status);
+    tg_buf_append_lit(o, " ");
     if (res->reason_len && c->status == res->status)
         tg_buf_append(o, res->reason, res->reason_len);
     else
@@ -1715,29 +1728,32 @@ static bool response_head(tg_conn_t *c)
     if ((hdrs & TG_HDR_SERVER) && !has_server)
         tg_buf_append_lit(o, "Server: tollgate/" TG_VERSION "\r\n");
     if (hdrs & TG_HDR_UPSTREAM_LATENCY) {
-        n = snprintf(tmp, sizeof(tmp), "X-Kong-Upstream-Latency: %lld\r\n",
-                     (long long)(c->t_proxy_done - c->t_upstream_start));
-        tg_buf_append(o, tmp, (size_t)n);
+        tg_buf_append_lit(o, "X-Kong-Upstream-Latency: ");
+        tg_buf_append_i64(o, c->t_proxy_done - c->t_upstream_start);
+        tg_buf_append_lit(o, "\r\n");
     }
     if (hdrs & TG_HDR_PROXY_LATENCY) {
-        n = snprintf(tmp, sizeof(tmp), "X-Kong-Proxy-Latency: %lld\r\n",
-                     (long long)(c->t_upstream_start - c->t_start));
-        tg_buf_append(o, tmp, (size_t)n);
+        tg_buf_append_lit(o, "X-Kong-Proxy-Latency: ");
+        tg_buf_append_i64(o, c->t_upstream_start - c->t_start);
+        tg_buf_append_lit(o, "\r\n");
     }
     if (hdrs & TG_HDR_UPSTREAM_STATUS) {
-        n = snprintf(tmp, sizeof(tmp), "X-Kong-Upstream-Status: %d\r\n", res->status);
-        tg_buf_append(o, tmp, (size_t)n);
+        tg_buf_append_lit(o, "X-Kong-Upstream-Status: ");
+        tg_buf_append_i64(o, res->status);
+        tg_buf_append_lit(o, "\r\n");
     }
     if (hdrs & TG_HDR_REQUEST_ID) {
-        n = snprintf(tmp, sizeof(tmp), "X-Kong-Request-Id: %s\r\n", c->request_id);
-        tg_buf_append(o, tmp, (size_t)n);
+        tg_buf_append_lit(o, "X-Kong-Request-Id: ");
+        tg_buf_append_str(o, c->request_id);
+        tg_buf_append_lit(o, "\r\n");
     }
     tg__lb_response(c, o);
     if (c->out_mode == TG_OUT_OPEN)
         return false; /* ended with the first filtered chunk (proxy_filter.c) */
     if (c->out_mode == TG_OUT_LENGTH && !nobody_status(c->status)) {
-        n = snprintf(tmp, sizeof(tmp), "Content-Length: %zu\r\n", kn);
-        tg_buf_append(o, tmp, (size_t)n);
+        tg_buf_append_lit(o, "Content-Length: ");
+        tg_buf_append_u64(o, kn);
+        tg_buf_append_lit(o, "\r\n");
     }
     if (upgrade)
         tg_buf_append_lit(o, "\r\n");
