@@ -56,9 +56,11 @@ static const tg_http_header_t *find_header(const tg_http_header_t *h, size_t n, 
     return tg_http_header_find(h, n, lname, strlen(lname));
 }
 
-static bool ieq(const char *a, size_t alen, const char *lit)
+/* Inlined with a literal, strlen folds: only same-length names compare. */
+static inline bool ieq(const char *a, size_t alen, const char *lit)
 {
-    return tg_str_ieq(a, alen, lit, strlen(lit));
+    size_t llen = strlen(lit);
+    return alen == llen && tg_str_ieq(a, alen, lit, llen);
 }
 
 /* --------------------------------------------------------- event arming -- */
@@ -647,11 +649,12 @@ static tg_target_t *pick_target(tg_conn_t *c)
 
 static bool is_hop_by_hop(const tg_http_header_t *h, const tg_http_header_t *conn_hdr)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                      "trailer", "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < TG_ARRAY_SIZE(hop); i++)
-        if (ieq(h->name, h->name_len, hop[i]))
-            return true;
+    const char *n = h->name;
+    size_t nl = h->name_len;
+    if (ieq(n, nl, "connection") || ieq(n, nl, "keep-alive") ||
+        ieq(n, nl, "proxy-connection") || ieq(n, nl, "te") || ieq(n, nl, "trailer") ||
+        ieq(n, nl, "transfer-encoding") || ieq(n, nl, "upgrade"))
+        return true;
     if (conn_hdr) {
         /* headers named by Connection are hop-by-hop too */
         const char *p = conn_hdr->value, *end = p + conn_hdr->value_len;
