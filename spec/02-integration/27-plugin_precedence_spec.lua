@@ -1,0 +1,115 @@
+-- Kong's precedence of a plugin's scoped configurations, every combination,
+-- through the real binary: route+service+consumer, route+consumer,
+-- service+consumer, route+service, consumer, route, service, global. The
+-- consumer-bound ones apply once a plugin that runs first (prec-auth) has
+-- authenticated the consumer; the instance access picked also runs
+-- header_filter and log. Fixtures: spec/fixtures/custom_plugins/kong/plugins/
+-- prec-auth and prec-probe.
+local helpers = require "spec.helpers"
+
+local PLUGINS_PATH = helpers.root .. "/spec/fixtures/custom_plugins/?.lua"
+
+local consumer, other
+
+local function log_has(text)
+  local f = io.open(helpers.error_log_path(), "r")
+  if not f then
+    return false
+  end
+  local all = f:read("*a")
+  f:close()
+  return all:find(text, 1, true) ~= nil
+end
+
+local function probe(path, who, id)
+  local client = helpers.proxy_client()
+  local headers = { ["X-Prec-Id"] = id }
+  if who then
+    headers["X-Consumer-Id"] = who.id
+  end
+  local res = assert(client:get(path, { headers = headers }))
+  local body = res:read_body()
+  client:close()
+  assert.equal(200, res.status, body)
+  return res.headers["x-prec"], res.headers["x-prec-hf"], body
+end
+
+describe("plugin precedence", function()
+  lazy_setup(function()
+    local bp = helpers.get_db_utils("off", nil, { "prec-auth", "prec-probe" })
+    consumer = bp.consumers:insert { username = "alice" }
+    other = bp.consumers:insert { username = "bob" }
+    local s1 = bp.services:insert { name = "s1" }
+    local s2 = bp.services:insert { name = "s2" }
+    bp.routes:insert { name = "plain", service = s2, paths = { "/plain" } }
+    bp.routes:insert { name = "svc", service = s1, paths = { "/svc" } }
+    local ra = bp.routes:insert { name = "ra", service = s1, paths = { "/ra" } }
+    local rb = bp.routes:insert { name = "rb", service = s1, paths = { "/rb" } }
+    local rc = bp.routes:insert { name = "rc", service = s1, paths = { "/rc" } }
+    local rd = bp.routes:insert { name = "rd", service = s1, paths = { "/rd" } }
+    local re = bp.routes:insert { name = "re", service = s2, paths = { "/re" } }
+
+    bp.plugins:insert { name = "prec-auth", config = {} }
+    local function probe_at(tag, scope)
+      scope.name = "prec-probe"
+      scope.config = { tag = tag }
+      bp.plugins:insert(scope)
+    end
+    probe_at("global", {})
+    probe_at("service", { service = s1 })
+    probe_at("route", { route = ra })
+    probe_at("route+service", { route = rb, service = s1 })
+    probe_at("consumer", { consumer = consumer })
+    probe_at("service+consumer", { service = s1, consumer = consumer })
+    probe_at("route+consumer", { route = rc, consumer = consumer })
+    probe_at("route+service+consumer", { route = rd, service = s1, consumer = consumer })
+    probe_at("route-re", { route = re })
+    probe_at("route+consumer-re", { route = re, consumer = consumer })
+
+    assert(helpers.start_kong {
+      database = "off",
+      plugins = "bundled,prec-auth,prec-probe",
+      lua_package_path = PLUGINS_PATH,
+      log_level = "notice",
+    })
+  end)
+
+  lazy_teardown(function()
+    helpers.stop_kong()
+  end)
+
+  -- { path, consumer or nil, the winning instance }
+  local cases = {
+    { "/plain", nil, "global" },
+    { "/plain", "consumer", "consumer" },
+    { "/plain", "other", "global" },
+    { "/svc", nil, "service" },
+    { "/svc", "consumer", "service+consumer" },
+    { "/ra", nil, "route" },
+    { "/ra", "consumer", "service+consumer" },
+    { "/rb", nil, "route+service" },
+    { "/rb", "consumer", "service+consumer" },
+    { "/rc", nil, "service" },
+    { "/rc", "consumer", "route+consumer" },
+    { "/rc", "other", "service" },
+    { "/rd", nil, "service" },
+    { "/rd", "consumer", "route+service+consumer" },
+    { "/rd", "other", "service" },
+    { "/re", nil, "route-re" },
+    { "/re", "consumer", "route+consumer-re" },
+  }
+
+  for i, c in ipairs(cases) do
+    local path, who, want = c[1], c[2], c[3]
+    it(string.format("%s as %s: the %s instance", path, who or "anonymous", want), function()
+      local whom = who == "consumer" and consumer or who == "other" and other or nil
+      local tag, hf_tag = probe(path, whom, "case" .. i)
+      assert.equal(want, tag)
+      assert.equal(want, hf_tag) -- header_filter runs what access picked
+      helpers.wait_until(function()
+        return log_has("prec-probe log case" .. i .. " " .. want .. "\n") or
+               log_has("prec-probe log case" .. i .. " " .. want .. ",")
+      end, 10)
+    end)
+  end
+end)
