@@ -10,6 +10,7 @@ local helpers = require "spec.helpers"
 local PLUGINS_PATH = helpers.root .. "/spec/fixtures/custom_plugins/?.lua"
 
 local consumer, other
+local s1, rd
 
 local function log_has(text)
   local f = io.open(helpers.error_log_path(), "r")
@@ -31,7 +32,7 @@ local function probe(path, who, id)
   local body = res:read_body()
   client:close()
   assert.equal(200, res.status, body)
-  return res.headers["x-prec"], res.headers["x-prec-hf"], body
+  return res.headers["x-prec"], res.headers["x-prec-hf"], res
 end
 
 describe("plugin precedence", function()
@@ -39,14 +40,14 @@ describe("plugin precedence", function()
     local bp = helpers.get_db_utils("off", nil, { "prec-auth", "prec-probe" })
     consumer = bp.consumers:insert { username = "alice" }
     other = bp.consumers:insert { username = "bob" }
-    local s1 = bp.services:insert { name = "s1" }
+    s1 = bp.services:insert { name = "s1" }
     local s2 = bp.services:insert { name = "s2" }
     bp.routes:insert { name = "plain", service = s2, paths = { "/plain" } }
     bp.routes:insert { name = "svc", service = s1, paths = { "/svc" } }
     local ra = bp.routes:insert { name = "ra", service = s1, paths = { "/ra" } }
     local rb = bp.routes:insert { name = "rb", service = s1, paths = { "/rb" } }
     local rc = bp.routes:insert { name = "rc", service = s1, paths = { "/rc" } }
-    local rd = bp.routes:insert { name = "rd", service = s1, paths = { "/rd" } }
+    rd = bp.routes:insert { name = "rd", service = s1, paths = { "/rd" } }
     local re = bp.routes:insert { name = "re", service = s2, paths = { "/re" } }
 
     bp.plugins:insert { name = "prec-auth", config = {} }
@@ -98,6 +99,24 @@ describe("plugin precedence", function()
     { "/re", nil, "route-re" },
     { "/re", "consumer", "route+consumer-re" },
   }
+
+  it("configure(configs) gets every instance's config; each config has Kong's added fields",
+     function()
+    local _, _, res = probe("/rd", consumer, "fields")
+    assert.equal("10:consumer,global,route,route+consumer,route+consumer-re,route+service," ..
+                 "route+service+consumer,route-re,service,service+consumer",
+                 res.headers["x-prec-configured"])
+    local ids = {}
+    for part in (res.headers["x-prec-ids"] .. "|"):gmatch("([^|]*)|") do
+      ids[#ids + 1] = part
+    end
+    assert.same({ rd.id, s1.id, consumer.id, "id-ok",
+                  "plugins:prec-probe:" .. rd.id .. ":" .. s1.id .. ":" .. consumer.id .. "::" ..
+                  ids[5]:match("::(.*)$"), "number" }, ids)
+    -- a global instance: no scope ids
+    _, _, res = probe("/plain", nil, "fields2")
+    assert.matches("^%-|%-|%-|id%-ok|plugins:prec%-probe:::::%x+%-[%x-]+|number$", res.headers["x-prec-ids"])
+  end)
 
   for i, c in ipairs(cases) do
     local path, who, want = c[1], c[2], c[3]

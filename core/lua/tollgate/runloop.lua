@@ -175,6 +175,23 @@ local function sort_instances(list)
   return list
 end
 
+-- The fields Kong's plugins iterator adds to each instance's config, which
+-- plugins read: the ids of its scope, its id and instance name, and
+-- __key__/__seq__ (its cache key, and a sequence number unique across the
+-- workers, from ngx.shared.kong as Kong's).
+local function decorate(conf, p)
+  local route, service, consumer = id_of(p.route), id_of(p.service), id_of(p.consumer)
+  local ws = type(p.ws_id) == "string" and p.ws_id or ""
+  conf.route_id, conf.service_id, conf.consumer_id = route, service, consumer
+  conf.plugin_instance_name = type(p.instance_name) == "string" and p.instance_name or nil
+  conf.__plugin_id = p.id
+  conf.__ws_id = ws ~= "" and ws or nil
+  conf.__key__ = "plugins:" .. p.name .. ":" .. (route or "") .. ":" .. (service or "") .. ":" ..
+                 (consumer or "") .. "::" .. ws
+  local shm = ngx and ngx.shared and ngx.shared.kong
+  conf.__seq__ = shm and shm:incr("plugins_iterator:__seq__", 1, 0, 0) or 0
+end
+
 local configured_once = false
 
 --- Called once per snapshot with the JSON of tollgate.snapshot_json.
@@ -197,7 +214,9 @@ function runloop.configure(json)
   for _, p in ipairs(cfg.plugins or {}) do
     local plugin = loaded.by_name and loaded.by_name[p.name] or loaded[p.name]
     if plugin then
-      local inst = { name = p.name, id = p.id, conf = without_nulls(p.config),
+      local conf = without_nulls(p.config)
+      decorate(conf, p)
+      local inst = { name = p.name, id = p.id, conf = conf,
                      handler = plugin.handler,
                      priority = plugin.priority, route = id_of(p.route),
                      service = id_of(p.service), consumer = id_of(p.consumer) }
