@@ -21,7 +21,8 @@ bool tg_plugins_active(const tg_worker_t *w, int pos);
  * status once it ends. */
 #define TG_PLUGINS_PENDING (-1000)
 /* The phases whose call sites in proxy.c handle TG_PLUGINS_PENDING. */
-#define TG_PLUGINS_YIELDABLE (TG_PHASE_REWRITE | TG_PHASE_ACCESS | TG_PHASE_RESPONSE)
+#define TG_PLUGINS_YIELDABLE                                                                       \
+    (TG_PHASE_CERTIFICATE | TG_PHASE_REWRITE | TG_PHASE_ACCESS | TG_PHASE_RESPONSE)
 int tg_plugins_run(tg_conn_t *c, int phase);
 /* proxy.c: a parked phase ended with `st` (0 or 500). */
 void tg__proxy_plugins_done(tg_conn_t *c, int phase, int st);

@@ -2072,6 +2072,13 @@ static void drive(tg_conn_t *c)
 
 void tg__proxy_plugins_done(tg_conn_t *c, int phase, int st)
 {
+    if (phase == TG_PHASE_CERTIFICATE) {
+        /* the handshake was suspended: read on, which drives it further */
+        tg_plugins_request_done(c);
+        tg__tls_cert_phase_done(c->ssl, st);
+        event_active(&c->rev, EV_READ, 0);
+        return;
+    }
     if (phase == TG_PHASE_REWRITE) {
         c->state = S_HEAD; /* what routing expects to leave behind */
         if (rewrite_result(c, st))

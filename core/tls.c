@@ -30,7 +30,14 @@ static int ex_conn = -1;     /* SSL ex_data: the proxy connection */
 static int ex_flags = -1;    /* SSL ex_data: TLSF_* bits */
 static const tg_conf_t *gconf;
 
-enum { TLSF_DONE = 1, TLSF_RENEGOTIATE = 2, TLSF_CERT_PHASE = 4, TLSF_NO_REUSE = 8 };
+enum {
+    TLSF_DONE = 1,
+    TLSF_RENEGOTIATE = 2,
+    TLSF_CERT_PHASE = 4,  /* the certificate phase started */
+    TLSF_NO_REUSE = 8,
+    TLSF_CERT_OK = 16,    /* ... and ended well */
+    TLSF_CERT_FAILED = 32 /* ... and failed: the handshake fails */
+};
 
 static const char sid_ctx[] = "tollgate";
 
@@ -328,30 +335,49 @@ static void set_flag(const SSL *ssl, intptr_t f)
 }
 
 /* The ClientHello is in: switch to the certificate the snapshot has for the
- * server name, then run the global plugins' certificate phase (Kong's
- * ssl_certificate_by_lua); a plugin that fails fails the handshake. */
+ * server name (the certificate phase runs next, in on_cert). */
 static int on_servername(SSL *ssl, int *al, void *arg)
 {
     tg_conn_t *c = SSL_get_ex_data(ssl, ex_conn);
-    intptr_t f = (intptr_t)SSL_get_ex_data(ssl, ex_flags);
-    if (!c || (f & TLSF_CERT_PHASE))
-        return SSL_TLSEXT_ERR_OK; /* once, even after a HelloRetryRequest */
-    set_flag(ssl, TLSF_CERT_PHASE);
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (name && c->w->snap) {
+    if (c && name && c->w->snap) {
         SSL_CTX *ctx = tg_tls_certs_lookup(c->w->snap->tls_certs, name);
         if (ctx && ctx != SSL_get_SSL_CTX(ssl))
             SSL_set_SSL_CTX(ssl, ctx);
     }
-    if (tg_plugins_active(c->w, 0)) {
-        int st = tg_plugins_run(c, TG_PHASE_CERTIFICATE);
-        tg_plugins_request_done(c); /* the request's phases start afresh */
-        if (st != 0) {
-            *al = SSL_AD_INTERNAL_ERROR;
-            return SSL_TLSEXT_ERR_ALERT_FATAL;
-        }
-    }
     return SSL_TLSEXT_ERR_OK;
+}
+
+/* The global plugins' certificate phase (Kong's ssl_certificate_by_lua),
+ * once per handshake, after the server name chose the certificate. A phase
+ * that parks on I/O suspends the handshake (-1: SSL_ERROR_WANT_X509_LOOKUP)
+ * until tg__tls_cert_phase_done; a plugin that fails fails the handshake. */
+static int on_cert(SSL *ssl, void *arg)
+{
+    tg_conn_t *c = SSL_get_ex_data(ssl, ex_conn);
+    intptr_t f = (intptr_t)SSL_get_ex_data(ssl, ex_flags);
+    if (!c || (f & TLSF_CERT_OK))
+        return 1;
+    if (f & TLSF_CERT_FAILED)
+        return 0;
+    if (f & TLSF_CERT_PHASE)
+        return -1; /* still parked */
+    set_flag(ssl, TLSF_CERT_PHASE);
+    if (!tg_plugins_active(c->w, 0)) {
+        set_flag(ssl, TLSF_CERT_OK);
+        return 1;
+    }
+    int st = tg_plugins_run(c, TG_PHASE_CERTIFICATE);
+    if (st == TG_PLUGINS_PENDING)
+        return -1;
+    tg_plugins_request_done(c); /* the request's phases start afresh */
+    set_flag(ssl, st == 0 ? TLSF_CERT_OK : TLSF_CERT_FAILED);
+    return st == 0 ? 1 : 0;
+}
+
+void tg__tls_cert_phase_done(SSL *ssl, int st)
+{
+    set_flag(ssl, st == 0 ? TLSF_CERT_OK : TLSF_CERT_FAILED);
 }
 
 /* The end of the handshake (TLS 1.3 reports its post-handshake messages
@@ -512,6 +538,7 @@ static SSL_CTX *server_ctx_new(const tg_conf_t *conf, char *err, size_t errlen)
         SSL_CTX_free(ctx);
         return NULL;
     }
+    SSL_CTX_set_cert_cb(ctx, on_cert, NULL);
     return ctx;
 }
 
@@ -582,6 +609,9 @@ static ssize_t io_error(SSL *ssl, int r, bool *want_other, bool reading)
         return -1;
     case SSL_ERROR_WANT_WRITE:
         *want_other = reading;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_X509_LOOKUP: /* the certificate phase is parked */
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_ZERO_RETURN:

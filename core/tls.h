@@ -59,6 +59,9 @@ SSL_CTX *tg_tls_certs_lookup(const tg_tls_certs_t *certs, const char *sni);
  * from being resumed later. */
 int tg__tls_request_client_certificate(SSL *ssl, const char *ca_pem, size_t len);
 void tg__tls_disable_session_reuse(SSL *ssl);
+/* The parked certificate phase ended with status st (0: go on): the
+ * handshake goes on, or fails, when it is driven next. */
+void tg__tls_cert_phase_done(SSL *ssl, int st);
 
 /* ---- upstream TLS ---- */
 

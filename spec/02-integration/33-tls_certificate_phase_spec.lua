@@ -28,7 +28,7 @@ describe("certificate phase", function()
       lua_package_path = PLUGINS_PATH,
     })
   end)
-  lazy_teardown(function() helpers.stop_kong() end)
+  lazy_teardown(function() helpers.stop_kong(nil, true) end)
 
   local function info(sni, args)
     local status, body, err = tls.curl("/info", { sni = sni, args = args })
@@ -88,12 +88,24 @@ describe("certificate phase", function()
   it("disable_session_reuse: that session never resumes; others do", function()
     for _, case in ipairs { { "noreuse.test", false }, { "reuse.test", true } } do
       local sess = PREFIX .. "/sess-" .. case[1]
-      tls.s_client("-tls1_2 -servername " .. case[1] .. " -sess_out " .. sess)
-      local again = tls.s_client("-tls1_2 -servername " .. case[1] .. " -sess_in " .. sess)
+      os.remove(sess)
+      assert.matches("Cipher is", tls.s_client("-tls1_2 -servername " .. case[1] ..
+                                               " -sess_out " .. sess))
       if case[2] then
+        local again = tls.s_client("-tls1_2 -servername " .. case[1] .. " -sess_in " .. sess)
         assert.matches("Reused, TLSv1.2", again)
-      else
+      elseif io.open(sess) then
+        -- a session the client kept must not resume
+        local again = tls.s_client("-tls1_2 -servername " .. case[1] .. " -sess_in " .. sess)
         assert.matches("New, TLSv1.2", again)
+      end
+      -- s_client -reconnect offers the session it got each time again
+      local re = tls.s_client("-tls1_2 -reconnect -servername " .. case[1], "sleep 1")
+      if case[2] then
+        assert.matches("Reused, TLSv1.2", re)
+      else
+        assert.matches("New, TLSv1.2", re)
+        assert.not_matches("Reused, TLSv1.2", re)
       end
     end
   end)
@@ -107,5 +119,61 @@ describe("certificate phase", function()
                      nil, true)
     end, 10)
     assert.equal("a.test", info("a.test").last_sni)
+  end)
+
+  describe("a certificate phase that yields", function()
+    it("parks the handshake and goes on with it", function()
+      local before = info("a.test").parked
+      local json = info("sleep-a.test")
+      assert.equal("sleep-a.test", json.last_sni)
+      assert.equal(before + 1, json.parked)
+      assert.equal("TLSv1.3", json.protocol)
+    end)
+
+    it("what the phase asks after the sleep still shapes the handshake", function()
+      local x = info("sleep-mtls.test", "--cert " .. client.crt .. " --key " .. client.key)
+      assert.equal(client.pem, x.chain)
+      assert.matches("CN=phase-client", x.client_dn, nil, true)
+    end)
+
+    it("an error after the sleep fails the handshake; serves on", function()
+      local status, _, err = tls.curl("/info", { sni = "sleep-fail.test" })
+      assert.falsy(status == 200)
+      assert.matches("alert", err)
+      assert.equal("a.test", info("a.test").last_sni)
+    end)
+
+    it("other connections are served while one handshake is parked", function()
+      -- a client whose handshake parks for 3 s, in the background
+      local out = os.tmpname()
+      os.execute("(curl -sk --max-time 20 --resolve slow.test:" .. tls.port ..
+                 ":127.0.0.1 https://slow.test:" .. tls.port .. "/info > " .. out ..
+                 " 2>&1; echo done >> " .. out .. ") &")
+      -- its phase has started once the worker counted the call
+      local start_calls = info("a.test").calls
+      helpers.wait_until(function()
+        return info("a.test").calls >= start_calls + 2 -- slow.test's, and this one's
+      end, 10)
+      -- meanwhile the single worker answers others, TLS and plain
+      local fresh = info("b.test")
+      assert.equal("b.test", fresh.last_sni)
+      local res = assert(helpers.proxy_client():get("/info"))
+      assert.equal(200, res.status)
+      -- and the parked one completes
+      local body
+      helpers.wait_until(function()
+        body = require("pl.file").read(out)
+        return body and body:find("done", 1, true)
+      end, 20)
+      os.remove(out)
+      assert.matches('"last_sni":"', body, nil, true)
+      assert.matches('"parked":%d+', body)
+    end)
+
+    it("a client that goes away during the parked phase costs nothing", function()
+      os.execute("timeout 1 curl -sk --resolve slow.test:" .. tls.port .. ":127.0.0.1 " ..
+                 "https://slow.test:" .. tls.port .. "/info > /dev/null 2>&1")
+      assert.equal("a.test", info("a.test").last_sni)
+    end)
   end)
 end)

@@ -32,12 +32,11 @@ end
 local DISABLED = {
   init = "init_by_lua*", init_worker = "init_worker_by_lua*",
   header_filter = "header_filter_by_lua*", body_filter = "body_filter_by_lua*",
-  log = "log_by_lua*", certificate = "ssl_certificate_by_lua*",
-  balancer = "balancer_by_lua*",
+  log = "log_by_lua*", balancer = "balancer_by_lua*",
 }
 
 --- Raises OpenResty's "API disabled in the context of ..." unless the
--- current context may yield (rewrite, access, response, timers, light
+-- current context may yield (certificate, rewrite, access, response, timers, light
 -- threads, `tollgate lua`).
 function sched.check_yieldable(level)
   local ok, b = pcall(base)
