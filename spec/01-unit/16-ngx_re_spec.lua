@@ -149,12 +149,12 @@ describe("ngx.re", function()
   end)
 
   describe("sub / gsub", function()
-    it("expands $0, $N, ${N}, ${name} and $$", function()
+    it("expands $0, $N, ${N} and $$", function()
       assert.same({ "[hello] world", 1 }, { re.sub("hello world", "(h)(\\w+)", "[$0]") })
       assert.same({ "ello-h world", 1 }, { re.sub("hello world", "(h)(\\w+)", "$2-$1") })
       assert.same({ "h1 world", 1 }, { re.sub("hello world", "(h)\\w+", "${1}1") })
-      assert.same({ "<o> world", 1 },
-                  { re.sub("hello world", "hell(?<x>o)", "<${x}>") })
+      -- a named group is still group 1
+      assert.same({ "<o> world", 1 }, { re.sub("hello world", "hell(?<x>o)", "<${1}>") })
       assert.same({ "$ world", 1 }, { re.sub("hello world", "hello", "$$") })
       assert.same({ " world", 1 }, { re.sub("hello world", "hello", "$5") })
       assert.same({ "hello world", 0 }, { re.sub("hello world", "xyz", "$0") })
@@ -167,6 +167,13 @@ describe("ngx.re", function()
                   { re.gsub("abc", "b", "${1") })
       assert.same({ nil, nil, "failed to compile the replacement template" },
                   { re.gsub("abc", "b", "x$") })
+      -- named captures in templates: OpenResty refuses them, matched or not
+      assert.same({ nil, nil, "failed to compile the replacement template" },
+                  { re.sub("hello world", "hell(?<x>o)", "<${x}>") })
+      assert.same({ nil, nil, "failed to compile the replacement template" },
+                  { re.gsub("hello world", "xyz", "${x}") })
+      assert.same({ nil, nil, "failed to compile the replacement template" },
+                  { re.sub("abc", "b", "${}") })
     end)
 
     it("gsub replaces every match and counts them", function()

@@ -281,8 +281,15 @@ function M.gmatch(subj, regex, opts)
   end
 end
 
--- A replacement template: "$0", "$1", "${1}", "${name}", "$$" -> list of
--- literal strings and capture references (numbers or names).
+-- A replacement template: "$0", "$1", "${1}", "$$" -> list of literal
+-- strings and capture numbers. As OpenResty, a named capture ("${name}") or
+-- anything else after "$" fails the template (nil), with its log line.
+local function template_error(fmt, ...)
+  local ngx = rawget(_G, "ngx")
+  if ngx and ngx.log then
+    ngx.log(ngx.ERR, string.format(fmt, ...))
+  end
+end
 local template_cache = {}
 
 local function compile_template(s)
@@ -306,19 +313,27 @@ local function compile_template(s)
     elseif nxt == "{" then
       local close = find(s, "}", d + 2, true)
       if not close then
+        template_error('lua script: invalid capturing variable name found in "%s"', s)
         return nil
       end
       local name = sub(s, d + 2, close - 1)
-      if name == "" then
+      if not find(name, "^%d+$") then
+        if name ~= "" and find(name, "^[%a_][%w_]*$") then
+          template_error('attempt to use named capturing variable "%s" (named captures not ' ..
+                         'supported yet)', name)
+        else
+          template_error('lua script: invalid capturing variable name found in "%s"', s)
+        end
         return nil
       end
       t[#t + 1] = concat(lit)
       lit = {}
-      t[#t + 1] = find(name, "^%d+$") and tonumber(name) or { name }
+      t[#t + 1] = tonumber(name)
       i = close + 1
     else
       local digits = s:match("^%d+", d + 1)
       if not digits then
+        template_error('lua script: invalid capturing variable name found in "%s"', s)
         return nil
       end
       t[#t + 1] = concat(lit)
