@@ -269,6 +269,8 @@ static tg_upconn_t *up_connect(tg_worker_t *w, const tg_target_t *t, int *err)
 /* Answers with Kong's error body for `status` and `message` (the runloop's
  * kong.response.error when runloop is true: JSON by default; otherwise the
  * error handler's, error_default_type by default). */
+static void respond_exit(tg_conn_t *c, const char *source);
+
 static void respond_error(tg_conn_t *c, int status, const char *message, bool runloop, bool close)
 {
     const tg_conf_t *conf = c->w->conf;
@@ -297,6 +299,21 @@ static void respond_error(tg_conn_t *c, int status, const char *message, bool ru
     c->status = wire_status;
     if (close)
         c->close_after = true;
+    if (c->plugins && c->access_done && !c->exit_status) {
+        /* after access, as Kong's error handler: the header_filter,
+         * body_filter and log of the plugins that ran see this answer, with
+         * kong.response.get_source() "error"; headers set before are dropped */
+        c->exit_status = wire_status;
+        c->exit_body = tg__arena_dup(&c->arena, body, blen);
+        c->exit_body_len = c->exit_body ? blen : 0;
+        c->npending_resp = 0;
+        c->resp_h = NULL;
+        tg_pdk_resp_set_header(c, "Content-Type", 12, ctype, strlen(ctype), TG_HDR_SET);
+        if (c->head_request)
+            c->exit_body_len = 0;
+        respond_exit(c, "error");
+        return;
+    }
 
     char head[1024];
     int n = snprintf(head, sizeof(head),
@@ -373,21 +390,35 @@ static void apply_pending_resp(tg_conn_t *c)
     c->npending_resp = 0;
 }
 
-/* Answers a plugin's kong.response.exit: its status, headers and body, after
- * header_filter (as Kong, the filters and log still run). */
-static void respond_exit(tg_conn_t *c)
+/* A plugin's header_filter failed: as nginx when a header filter fails, the
+ * request ends without an answer (the connection closes; log still runs). */
+static void header_filter_failed(tg_conn_t *c)
+{
+    c->keepalive = false;
+    c->close_after = true;
+    if (c->up)
+        c->up->no_reuse = true;
+    c->state = S_CLOSING;
+}
+
+/* Answers a plugin's kong.response.exit (source "exit") or a gateway error
+ * after access (source "error", Kong's error handler): its status, headers
+ * and body, after header_filter (as Kong, the filters and log still run). */
+static void respond_exit(tg_conn_t *c, const char *source)
 {
     const tg_conf_t *conf = c->w->conf;
     char tmp[512];
     int n;
-    c->source = "exit";
+    c->source = source;
     c->status = c->exit_status;
     c->resp_h = c->local_h;
     c->resp_n = 0;
     c->resp_cap = TG_ARRAY_SIZE(c->local_h);
     apply_pending_resp(c);
-    if (c->plugins)
-        tg_plugins_run(c, TG_PHASE_HEADER_FILTER);
+    if (c->plugins && tg_plugins_run(c, TG_PHASE_HEADER_FILTER) != 0) {
+        header_filter_failed(c);
+        return;
+    }
     int status = c->status ? c->status : c->exit_status;
     c->status = status;
     if (c->body_mode != BODY_NONE && !c->body_done)
@@ -450,12 +481,11 @@ static bool access_result(tg_conn_t *c, int st)
         c->npending_resp = 0;
         tg_pdk_resp_set_header(c, "Content-Type", 12, "application/json; charset=utf-8", 31,
                                TG_HDR_SET);
-        respond_exit(c);
-        c->source = "error";
+        respond_exit(c, "error");
         return false;
     }
     if (c->exit_status) {
-        respond_exit(c);
+        respond_exit(c, "exit");
         return false;
     }
     return true;
@@ -982,7 +1012,7 @@ static bool rewrite_result(tg_conn_t *c, int st)
         return false;
     }
     if (c->exit_status) {
-        respond_exit(c);
+        respond_exit(c, "exit");
         return false;
     }
     return true;
@@ -1029,14 +1059,6 @@ static void route_request(tg_conn_t *c)
     }
     if (!c->route->service) {
         respond_error(c, 503, "no Service found with those values", true, c->body_mode != BODY_NONE);
-        return;
-    }
-    if (c->route->service->resolve_error) {
-        respond_error(c, 503, c->route->service->ntargets == 0 &&
-                                      !strcmp(c->route->service->resolve_error, "no healthy targets")
-                                  ? "failure to get a peer from the ring-balancer"
-                                  : "name resolution failed",
-                      true, c->body_mode != BODY_NONE);
         return;
     }
     if (conf->client_max_body_size > 0 && c->body_mode == BODY_LENGTH &&
@@ -1143,6 +1165,15 @@ static void start_upstream(tg_conn_t *c)
     int st, ov = tg__ov_pick(c, &st, &msg); /* kong.service.set_target / set_upstream */
     if (ov < 0) {
         respond_error(c, st, msg, true, !c->body_done);
+        return;
+    }
+    if (!ov && s->resolve_error) {
+        /* after access, as Kong's balancer phase: the plugins ran, and their
+         * filters and log see this answer */
+        respond_error(c, 503, s->ntargets == 0 && !strcmp(s->resolve_error, "no healthy targets")
+                                  ? "failure to get a peer from the ring-balancer"
+                                  : "name resolution failed",
+                      true, !c->body_done);
         return;
     }
     if (!ov && s->dns) { /* a hostname: the worker's view of dns.c's current answers */
@@ -1643,7 +1674,10 @@ static bool response_head(tg_conn_t *c)
             c->resp_cap = TG_PROXY_MAX_HEADERS;
             apply_pending_resp(c);
         }
-        tg_plugins_run(c, TG_PHASE_HEADER_FILTER);
+        if (tg_plugins_run(c, TG_PHASE_HEADER_FILTER) != 0) {
+            header_filter_failed(c);
+            return true; /* nothing is sent */
+        }
         res->num_headers = c->resp_n;
     }
     /* the body the client gets when it is known now */
