@@ -1435,6 +1435,12 @@ static void up_io(tg_conn_t *c, short what)
                c->target->name);
         if (c->state == S_CONNECT) {
             upstream_failed(c, 504, "connect timeout");
+        } else if (!c->t_upstream_first && !tg_buf_used(&u->in)) {
+            /* no byte of the answer yet: as nginx's proxy_next_upstream
+             * timeout, another target may be tried (upstream_failed decides:
+             * never a non-idempotent request whose bytes were sent) */
+            u->reused = false; /* a timeout is not a stale pooled connection */
+            upstream_failed(c, 504, c->state == S_SEND ? "write timeout" : "read timeout");
         } else {
             tg__lb_report(c, TG_HEV_TIMEOUT, 0);
             up_release(c, false);

@@ -68,11 +68,13 @@ describe("balancer health", function()
   lazy_setup(function()
     for i = 1, 6 do pids[i] = targets.start(P[i]) end
     pids[7] = targets.start(P[7], { close = true })
+    pids[8] = targets.start(P[8], { delay = 3 }) -- accepts, answers too late
     start_tls()
     bp = helpers.get_db_utils("off")
     upstream("retry", nil, { DEAD, P[1] })
     upstream("noretry", nil, { DEAD, P[1] }, { retries = 0 })
-    upstream("slow", nil, { P[1] }, { read_timeout = 300 })
+    upstream("slow", nil, { P[1] }, { read_timeout = 300, retries = 0 })
+    upstream("slowfirst", nil, { P[8], P[1] }, { read_timeout = 300 })
     upstream("closing", nil, { P[7], P[1] })
     upstream("passive", { healthchecks = { passive = { unhealthy = { tcp_failures = 1 } } } },
              { DEAD, P[1] })
@@ -157,11 +159,31 @@ describe("balancer health", function()
       assert.equal(2, echo_count(P[1])) -- none of the failed ones was sent again
     end)
 
-    it("never resend a request whose answer timed out", function()
+    it("answer 504 when the read times out and no retry is left", function()
       echo_reset(P[1])
       local st = targets.get("/slow/delay/2")
       assert.equal(504, st)
       assert.equal(1, echo_count(P[1]))
+    end)
+
+    it("move on after a read timeout with no byte of the answer (proxy_next_upstream timeout)",
+       function()
+      -- round-robin: every other request tries the silent target first
+      assert.same({ [P[1]] = 6 }, targets.spread(6, "/slowfirst"))
+    end)
+
+    it("never resend a POST whose request was sent when the read timed out", function()
+      echo_reset(P[1])
+      echo_reset(P[8])
+      local statuses = {}
+      for _ = 1, 4 do
+        local c = helpers.proxy_client(10000)
+        local res = assert(c:send { method = "POST", path = "/slowfirst", body = "abc" })
+        c:close()
+        statuses[res.status] = (statuses[res.status] or 0) + 1
+      end
+      assert.same({ [200] = 2, [504] = 2 }, statuses)
+      assert.equal(2, echo_count(P[1])) -- the timed-out ones went nowhere else
     end)
   end)
 
