@@ -1,7 +1,9 @@
 /* balancer.c: upstreams, their targets and the four algorithms. */
 #include "balancer.h"
+#include "dns.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,11 +220,33 @@ static int group_targets(lua_State *L, int targets)
     return map;
 }
 
+/* Appends one balancer entry of a target: one of its addresses. */
+static tg_target_t *add_entry(tg_upstream_t *u, size_t *cap)
+{
+    if (u->ntargets == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        tg_target_t *nt = realloc(u->targets, (nc + 1) * sizeof(tg_target_t));
+        if (!nt)
+            return NULL;
+        u->targets = nt;
+        *cap = nc;
+    }
+    tg_target_t *tt = &u->targets[u->ntargets];
+    memset(tt, 0, sizeof(*tt));
+    return tt;
+}
+
+#define TG_MAX_TARGET_ADDRS 64
+
+/* The upstream's balancer entries: each target row, one entry per address
+ * of its host (a hostname's A/AAAA records each with the target's weight, an
+ * SRV record's with its own weight and port, as Kong's balancer). */
 static void build_targets(lua_State *L, int targets, int list, tg_upstream_t *u,
                           tg_target_resolve_fn resolve)
 {
     size_t nl = list ? lua_objlen(L, list) : 0;
-    u->targets = calloc(nl + 1, sizeof(tg_target_t));
+    size_t cap = 0;
+    u->targets = calloc(1, sizeof(tg_target_t));
     for (size_t k = 1; k <= nl; k++) {
         lua_rawgeti(L, list, (int)k);
         int j = (int)lua_tointeger(L, -1);
@@ -239,38 +263,46 @@ static void build_targets(lua_State *L, int targets, int list, tg_upstream_t *u,
             free(id);
             continue;
         }
-        /* a target listed twice: the last row wins */
-        tg_target_t *tt = NULL;
-        for (size_t i = 0; i < u->ntargets; i++)
-            if (!strcmp(u->targets[i].target, target))
-                tt = &u->targets[i];
-        if (tt) {
+        /* a target listed twice: the last row wins (each of its entries) */
+        bool seen = false;
+        for (size_t i = 0; i < u->ntargets; i++) {
+            tg_target_t *tt = &u->targets[i];
+            if (strcmp(tt->target, target) != 0)
+                continue;
             free(tt->id);
+            tt->id = id ? strdup(id) : NULL;
+            if (!tt->srv_weight)
+                tt->weight = weight;
+            seen = true;
+        }
+        if (seen) {
             free(target);
-            tt->id = id;
-            tt->weight = weight;
+            free(id);
             continue;
         }
         char host[256], err[256];
         uint16_t port;
         split_target(target, host, sizeof(host), &port);
-        tt = &u->targets[u->ntargets];
-        memset(tt, 0, sizeof(*tt));
-        tt->weight = weight;
-        if (resolve(host, port, tt, err, sizeof(err)) != 0) {
+        tg_target_t addrs[TG_MAX_TARGET_ADDRS];
+        memset(addrs, 0, sizeof(addrs));
+        struct tg_dns_name_s *keep = NULL;
+        int n = resolve(host, port, addrs, TG_MAX_TARGET_ADDRS, &keep, err, sizeof(err));
+        if (keep) {
+            struct tg_dns_name_s **nn =
+                realloc(u->dns_names, (u->ndns_names + 1) * sizeof(*u->dns_names));
+            if (nn) {
+                u->dns_names = nn;
+                u->dns_names[u->ndns_names++] = keep;
+            } else {
+                tg_dns_name_release(keep);
+            }
+        }
+        if (n <= 0) {
             tg_log(TG_LOG_ERR, "upstream %s: target %s: %s", u->name, target, err);
             free(target);
             free(id);
-            free(tt->name);
-            memset(tt, 0, sizeof(*tt));
             continue;
         }
-        tt->weight = weight; /* resolve() fills a default for 0 */
-        tt->id = id;
-        tt->target = target;
-        tt->host = strdup(host);
-        tt->port = port;
-        tt->seed = tg_balancer_hash(target, strlen(target));
         char hh[300];
         if (u->host_header)
             snprintf(hh, sizeof(hh), "%s", u->host_header);
@@ -278,10 +310,44 @@ static void build_targets(lua_State *L, int targets, int list, tg_upstream_t *u,
             snprintf(hh, sizeof(hh), "%s", host);
         else
             snprintf(hh, sizeof(hh), "%s:%u", host, port);
-        tt->host_header = strdup(hh);
-        tt->host_header_len = strlen(hh);
-        tt->health = tg_health_target(u->health, (struct sockaddr *)&tt->addr, tt->addrlen, host);
-        u->ntargets++;
+        for (int a = 0; a < n; a++) {
+            tg_target_t *tt = add_entry(u, &cap);
+            if (!tt) {
+                free(addrs[a].name);
+                continue;
+            }
+            *tt = addrs[a];
+            tt->srv_weight = addrs[a].weight > 0;
+            tt->weight = tt->srv_weight ? addrs[a].weight : weight;
+            tt->id = id ? strdup(id) : NULL;
+            tt->target = strdup(target);
+            tt->host = strdup(host);
+            tt->port = addrs[a].addr.ss_family == AF_INET6
+                           ? ntohs(((struct sockaddr_in6 *)&tt->addr)->sin6_port)
+                           : ntohs(((struct sockaddr_in *)&tt->addr)->sin_port);
+            if (!tt->port)
+                tt->port = port;
+            /* its consistent-hashing identity: the target, and the address
+             * when the name has several */
+            if (n == 1) {
+                tt->seed = tg_balancer_hash(target, strlen(target));
+            } else {
+                char ip[INET6_ADDRSTRLEN] = "", key[400];
+                const void *in = tt->addr.ss_family == AF_INET6
+                                     ? (const void *)&((struct sockaddr_in6 *)&tt->addr)->sin6_addr
+                                     : (const void *)&((struct sockaddr_in *)&tt->addr)->sin_addr;
+                inet_ntop(tt->addr.ss_family, in, ip, sizeof(ip));
+                int kl = snprintf(key, sizeof(key), "%s#%s:%u", target, ip, tt->port);
+                tt->seed = tg_balancer_hash(key, (size_t)kl);
+            }
+            tt->host_header = strdup(hh);
+            tt->host_header_len = strlen(hh);
+            tt->health =
+                tg_health_target(u->health, (struct sockaddr *)&tt->addr, tt->addrlen, host);
+            u->ntargets++;
+        }
+        free(target);
+        free(id);
     }
     for (size_t i = 0; i < u->ntargets; i++)
         if (u->targets[i].weight > 0)
@@ -364,6 +430,9 @@ void tg_upstreams_free(tg_upstream_t *ups, size_t n)
             free(t->host_header);
         }
         free(u->targets);
+        for (size_t j = 0; j < u->ndns_names; j++)
+            tg_dns_name_release(u->dns_names[j]);
+        free(u->dns_names);
         free(u->wheel);
         free(u->ring);
         free(u->id);
@@ -600,22 +669,42 @@ static int l_health(lua_State *L)
     lua_pushboolean(L, u->health_used);
     lua_setfield(L, -2, "used");
     lua_newtable(L);
+    int tt_idx = lua_gettop(L);
     uint32_t avail = 0;
     for (size_t i = 0; i < u->ntargets; i++) {
         tg_target_t *t = &u->targets[i];
         bool ok = t->weight > 0 && tg_health_ok(t->health);
         if (ok)
             avail += (uint32_t)t->weight;
-        lua_newtable(L);
-        lua_pushstring(L, t->host);
-        lua_setfield(L, -2, "host");
-        lua_pushinteger(L, t->port);
-        lua_setfield(L, -2, "port");
-        lua_pushinteger(L, t->weight);
-        lua_setfield(L, -2, "weight");
-        lua_pushboolean(L, ok);
-        lua_setfield(L, -2, "available");
-        lua_newtable(L);
+        /* one table per target row, its addresses (a hostname's several) in it */
+        lua_getfield(L, tt_idx, t->target);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            lua_pushstring(L, t->host);
+            lua_setfield(L, -2, "host");
+            lua_pushinteger(L, t->port);
+            lua_setfield(L, -2, "port");
+            lua_pushinteger(L, 0);
+            lua_setfield(L, -2, "weight");
+            lua_pushboolean(L, 0);
+            lua_setfield(L, -2, "available");
+            lua_newtable(L);
+            lua_setfield(L, -2, "addresses");
+            lua_pushvalue(L, -1);
+            lua_setfield(L, tt_idx, t->target);
+        }
+        int row = lua_gettop(L);
+        lua_getfield(L, row, "weight");
+        lua_Integer w = lua_tointeger(L, -1) + t->weight;
+        lua_pop(L, 1);
+        lua_pushinteger(L, w);
+        lua_setfield(L, row, "weight");
+        if (ok) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, row, "available");
+        }
+        lua_getfield(L, row, "addresses");
         lua_newtable(L);
         lua_pushstring(L, t->health->ip);
         lua_setfield(L, -2, "ip");
@@ -625,9 +714,8 @@ static int l_health(lua_State *L)
         lua_setfield(L, -2, "weight");
         lua_pushstring(L, health_name(u, t));
         lua_setfield(L, -2, "health");
-        lua_rawseti(L, -2, 1);
-        lua_setfield(L, -2, "addresses");
-        lua_setfield(L, -2, t->target);
+        lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+        lua_settop(L, tt_idx);
     }
     lua_setfield(L, -2, "targets");
     lua_pushinteger(L, u->total_weight);

@@ -54,12 +54,17 @@ typedef struct tg_upstream_s {
     uint32_t *ring;  /* consistent-hashing: slot -> target index (UINT32_MAX: none) */
     tg_health_upstream_t *health;
     bool health_used;
+    struct tg_dns_name_s **dns_names; /* its hostname targets' names, followed by dns.c */
+    size_t ndns_names;
     tg_lb_worker_t *per_worker[TG_MAX_WORKERS];
 } tg_upstream_t;
 
-/* Resolves host:port into t->addr/addrlen (and fills t->name). 0 or TG_E* with err. */
-typedef int (*tg_target_resolve_fn)(const char *host, uint16_t port, tg_target_t *t, char *err,
-                                    size_t errlen);
+/* Resolves host:port into up to `max` entries of `out` (addr/addrlen and
+ * name; weight when an SRV record gives one, else 0): returns how many (>= 1)
+ * or TG_E* with err. *keep is set to a DNS name the upstream holds on to (so
+ * that it is followed at its TTL; released with tg_dns_name_release), or NULL. */
+typedef int (*tg_target_resolve_fn)(const char *host, uint16_t port, tg_target_t *out, size_t max,
+                                    struct tg_dns_name_s **keep, char *err, size_t errlen);
 
 /* Builds every upstream of the config from the arrays at `upstreams` and
  * `targets` on L's stack. Targets that cannot be resolved are logged and left

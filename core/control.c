@@ -152,6 +152,45 @@ static int load_declarative(char *err, size_t errlen)
     return 0;
 }
 
+/* An upstream target's addresses changed (dns.c, at its TTL): the running
+ * configuration is built again shortly after (one rebuild for changes that
+ * come together), so the balancer follows them; target health is kept by
+ * address. */
+static struct event *rebuild_ev;
+
+static void on_rebuild(evutil_socket_t fd, short what, void *arg)
+{
+    lua_State *L = CL;
+    int top = lua_gettop(L);
+    if (tg_lua_require(L, "tollgate.state") != 0) {
+        lua_settop(L, top);
+        return;
+    }
+    lua_getfield(L, -1, "config");
+    if (lua_isnil(L, -1)) {
+        lua_settop(L, top);
+        return;
+    }
+    lua_getfield(L, -2, "apply");
+    lua_insert(L, -2);
+    if (tg_lua_pcall(L, 1, 2) != 0 || !lua_toboolean(L, -2))
+        tg_log(TG_LOG_ERR, "rebuilding the balancers after a DNS change failed: %s",
+               lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+    else
+        tg_log(TG_LOG_INFO, "upstream target addresses changed: balancers rebuilt");
+    lua_settop(L, top);
+}
+
+static void schedule_rebuild(void)
+{
+    if (!rebuild_ev)
+        rebuild_ev = evtimer_new(cbase, on_rebuild, NULL);
+    if (rebuild_ev && !evtimer_pending(rebuild_ev, NULL)) {
+        struct timeval tv = {0, 100 * 1000};
+        evtimer_add(rebuild_ev, &tv);
+    }
+}
+
 int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, size_t errlen)
 {
     cbase = base;
@@ -173,6 +212,7 @@ int tg_control_init(struct event_base *base, const tg_conf_t *conf, char *err, s
     int rc = tg_dns_init(base, conf, err, errlen);
     if (rc != 0)
         return rc;
+    tg_dns_on_change(schedule_rebuild);
     tg_snapshot_publish(tg_snapshot_empty());
     set_decl_files(conf->declarative_config, conf->ndeclarative_config);
     if (conf->database_off && conf->ndeclarative_config > 0)

@@ -34,6 +34,7 @@ struct tg_dns_name_s {
     bool busy;          /* a resolution is in flight */
     bool good;          /* current holds addresses */
     bool fixed;         /* an address or hostsfile name: never asked again */
+    bool watched;       /* an upstream target's: a change of addresses is told */
     double stale_until; /* monotonic: a good set may be served until then */
 };
 
@@ -122,6 +123,27 @@ static void answers_unref(const tg_dns_answers_t *c)
         free(a);
 }
 
+static void (*on_change)(void); /* tg_dns_on_change */
+
+void tg_dns_on_change(void (*fn)(void))
+{
+    on_change = fn;
+}
+
+/* Whether two answer sets hold the same addresses (ports, weights) in the
+ * same order, or fail alike. */
+static bool same_answers(const tg_dns_answers_t *a, const tg_dns_answers_t *b)
+{
+    if (!a || !b || a->status != b->status || a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->a[i].addrlen != b->a[i].addrlen || a->a[i].port != b->a[i].port ||
+            a->a[i].weight != b->a[i].weight ||
+            memcmp(&a->a[i].addr, &b->a[i].addr, a->a[i].addrlen) != 0)
+            return false;
+    return true;
+}
+
 /* Control thread: makes `a` the name's answers (takes ownership). */
 static void publish(tg_dns_name_t *n, tg_dns_answers_t *a)
 {
@@ -131,7 +153,10 @@ static void publish(tg_dns_name_t *n, tg_dns_answers_t *a)
     atomic_fetch_add_explicit(&n->gen, 1, memory_order_release);
     pthread_mutex_unlock(&n->lock);
     n->good = a->status == 0;
+    bool changed = n->watched && old && !same_answers(old, a);
     answers_unref(old);
+    if (changed && on_change)
+        on_change(); /* upstream targets: the balancer is built again */
 }
 
 static void publish_failure(tg_dns_name_t *n, int status, const char *err)
@@ -796,6 +821,35 @@ int tg_dns_resolve_now(const char *host, uint16_t port, tg_target_t *t, char *er
     }
     tg_dns_name_release(n);
     return rc;
+}
+
+int tg_dns_resolve_all(const char *host, uint16_t port, tg_target_t *out, size_t max,
+                       tg_dns_name_t **keep, char *err, size_t errlen)
+{
+    *keep = NULL;
+    tg_dns_name_t *n = tg_dns_name_get(host);
+    if (!n) {
+        snprintf(err, errlen, "no resolver");
+        return TG_ENOTFOUND;
+    }
+    n->watched = true;
+    if (!n->current)
+        tg_dns_wait(5000);
+    const tg_dns_answers_t *a = n->current; /* written by this thread only */
+    *keep = n;
+    if (!a || a->status || !a->n) {
+        snprintf(err, errlen, "%s", a && a->status ? a->error : "name resolution failed");
+        return TG_ENOTFOUND;
+    }
+    size_t k = a->n < max ? a->n : max;
+    for (size_t i = 0; i < k; i++) {
+        const tg_dns_addr_t *p = &a->a[i];
+        memcpy(&out[i].addr, &p->addr, p->addrlen);
+        out[i].addrlen = p->addrlen;
+        set_port(&out[i].addr, p->port ? p->port : port);
+        out[i].weight = p->port ? p->weight : 0; /* an SRV record's own weight */
+    }
+    return (int)k;
 }
 
 /* ---- set-up ---- */

@@ -90,10 +90,20 @@ void tg_dns_wait(int timeout_ms);
 
 /* Control thread, while a config is built: the first current address of
  * `host` (resolved now if new, bounded as tg_dns_wait) into t->addr/addrlen
- * with `port` unless an SRV record gives one. For upstream targets, which
- * are fixed in their snapshot: their TTLs are not followed. 0, or
- * TG_ENOTFOUND with the reason in err. */
+ * with `port` unless an SRV record gives one. 0, or TG_ENOTFOUND with the
+ * reason in err. */
 int tg_dns_resolve_now(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen);
+
+/* Control thread, while a config is built: every current address of `host`
+ * (resolved now if new, bounded as tg_dns_wait) into up to `max` entries of
+ * `out` (addr/addrlen with `port` unless an SRV record gives one, weight the
+ * SRV record's or 0). The name is returned in *keep with a reference for the
+ * caller and is watched: when its addresses change, the callback given to
+ * tg_dns_on_change runs (control thread, from the event loop). Returns the
+ * number of addresses, or TG_ENOTFOUND with the reason in err. */
+int tg_dns_resolve_all(const char *host, uint16_t port, tg_target_t *out, size_t max,
+                       tg_dns_name_t **keep, char *err, size_t errlen);
+void tg_dns_on_change(void (*fn)(void));
 
 /* Worker `worker`: the name's current answers, NULL before the first. The
  * set stays valid until this worker's next call for this name. */

@@ -55,25 +55,54 @@ static char *foreign_id(lua_State *L, int t, const char *k)
     return r;
 }
 
-static int resolve(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen)
+/* An address literal into t (the service's host, an upstream's target). */
+static int resolve_literal(const char *host, uint16_t port, tg_target_t *t)
 {
-    /* an address here; a hostname through dns.c (c-ares), never getaddrinfo's
-     * blocking lookup */
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     struct addrinfo *res = NULL;
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", port);
-    if (getaddrinfo(host, portstr, &hints, &res) == 0 && res) {
-        memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-        t->addrlen = res->ai_addrlen;
-        freeaddrinfo(res);
-    } else if (tg_dns_resolve_now(host, port, t, err, errlen) != 0) {
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
         return TG_ENOTFOUND;
-    }
+    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+    t->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static char *target_name(const char *host, uint16_t port)
+{
     char name[300];
     snprintf(name, sizeof(name), "%s:%u", host, port);
-    t->name = strdup(name);
+    return strdup(name);
+}
+
+/* balancer.c's tg_target_resolve_fn: an address as is; a hostname through
+ * dns.c (c-ares, never getaddrinfo's blocking lookup): every current address,
+ * the name kept so that a change of its addresses rebuilds the balancer. */
+static int resolve_target(const char *host, uint16_t port, tg_target_t *out, size_t max,
+                          struct tg_dns_name_s **keep, char *err, size_t errlen)
+{
+    *keep = NULL;
+    if (resolve_literal(host, port, &out[0]) == 0) {
+        out[0].name = target_name(host, port);
+        return 1;
+    }
+    int n = tg_dns_resolve_all(host, port, out, max, keep, err, errlen);
+    for (int i = 0; i < n; i++)
+        out[i].name = target_name(host, port);
+    return n > 0 ? n : TG_ENOTFOUND;
+}
+
+/* The service's host when it is an address. */
+static int resolve(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen)
+{
+    if (resolve_literal(host, port, t) != 0) {
+        snprintf(err, errlen, "not an address");
+        return TG_ENOTFOUND;
+    }
+    t->name = target_name(host, port);
     if (!t->weight)
         t->weight = 100;
     return 0;
@@ -182,7 +211,7 @@ int tg_snapshot_build(lua_State *L, int idx, tg_snapshot_t **out, char *err, siz
     int cas = entity_list(L, entities, "ca_certificates");
     int certs = entity_list(L, entities, "certificates");
 
-    if (tg_upstreams_build(L, upstreams, targets, resolve, &s->upstreams, &s->nupstreams, err,
+    if (tg_upstreams_build(L, upstreams, targets, resolve_target, &s->upstreams, &s->nupstreams, err,
                            errlen) != 0)
         goto done;
     size_t nsvc = lua_objlen(L, services);

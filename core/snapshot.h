@@ -31,6 +31,7 @@ typedef struct {
     char *host_header; /* the Host sent to it: the upstream's host_header, else host[:port] */
     size_t host_header_len;
     uint64_t seed; /* hash of `target`: its consistent-hashing identity */
+    bool srv_weight; /* weight is an SRV record's, not the target row's */
     struct tg_health_target_s *health;
 } tg_target_t;
 

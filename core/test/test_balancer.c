@@ -11,8 +11,11 @@
 #include "test.h"
 
 /* IP literals only: the tests build targets such as 10.0.0.1:80 */
-static int resolve_ip(const char *host, uint16_t port, tg_target_t *t, char *err, size_t errlen)
+static int resolve_ip(const char *host, uint16_t port, tg_target_t *t, size_t max,
+                      struct tg_dns_name_s **keep, char *err, size_t errlen)
 {
+    (void)max;
+    *keep = NULL;
     struct sockaddr_in *a = (struct sockaddr_in *)&t->addr;
     memset(a, 0, sizeof(*a));
     a->sin_family = AF_INET;
@@ -25,7 +28,7 @@ static int resolve_ip(const char *host, uint16_t port, tg_target_t *t, char *err
     char name[300];
     snprintf(name, sizeof(name), "%s:%u", host, port);
     t->name = strdup(name);
-    return 0;
+    return 1;
 }
 
 /* Builds the upstream "u" of `algorithm` with targets "10.0.0.I:80" of the

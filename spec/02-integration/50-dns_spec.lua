@@ -28,6 +28,9 @@ local BASE_RECORDS = {
   "A move.test 1 127.0.0.1",
   "A stale.test 1 127.0.0.1",
   "CNAME alias.test 3600 a.test",
+  -- an upstream target's name with two addresses (the echo servers)
+  "A tmulti.test 1 127.0.0.1",
+  "A tmulti.test 1 127.0.0.2",
   "SERVFAIL fail.test",
   "MALFORMED bad.test",
 }
@@ -117,6 +120,9 @@ describe("DNS resolution of service hosts", function()
     bp.targets:insert { upstream = up, target = "ut.test:" .. PORTS[1], weight = 1 }
     bp.targets:insert { upstream = up, target = "fromhosts.test:" .. PORTS[2], weight = 1 }
     svc("up", "up.test")
+    local multi = bp.upstreams:insert { name = "multi.test" }
+    bp.targets:insert { upstream = multi, target = "tmulti.test:" .. PORT, weight = 10 }
+    svc("multi", "multi.test")
     assert(helpers.start_kong {
       worker_threads = 1,
       dns_resolver = "127.0.0.1:" .. helpers.dns_server_port,
@@ -245,6 +251,48 @@ describe("DNS resolution of service hosts", function()
     local res = get("/hosts")
     assert.equal(200, res.status)
     assert.equal(0, queries("fromhosts.test"))
+  end)
+
+  describe("an upstream target that is a hostname", function()
+    local function health()
+      local c = helpers.admin_client()
+      local res = assert(c:get("/upstreams/multi.test/health"))
+      local raw = res:read_body()
+      local body = cjson.decode(raw)
+      c:close()
+      local ips = {}
+      for _, a in ipairs(body.data[1].data.addresses) do
+        ips[#ips + 1] = a.ip .. ":" .. a.port .. "/" .. a.weight
+      end
+      table.sort(ips)
+      return ips, body.data[1]
+    end
+
+    it("is balanced over every address of its name, each with the target's weight", function()
+      local before = lines_of(ECHO2_LOG)
+      for _ = 1, 10 do assert.equal(200, get("/multi").status) end
+      local on2 = lines_of(ECHO2_LOG) - before
+      -- round-robin over the two addresses
+      assert.equal(5, on2)
+      local ips, row = health()
+      assert.same({ "127.0.0.1:" .. PORT .. "/10", "127.0.0.2:" .. PORT .. "/10" }, ips)
+      assert.equal("tmulti.test:" .. PORT, row.target)
+      assert.equal(20, row.data.weight.total)
+    end)
+
+    it("follows its name when the addresses change at the TTL", function()
+      set_records { ["tmulti.test"] = { "A tmulti.test 1 127.0.0.2" } }
+      helpers.wait_until(function()
+        local ips = health()
+        return #ips == 1 and ips[1] == "127.0.0.2:" .. PORT .. "/10"
+      end, 20)
+      local before = lines_of(ECHO2_LOG)
+      for _ = 1, 6 do assert.equal(200, get("/multi").status) end
+      assert.equal(6, lines_of(ECHO2_LOG) - before)
+      -- and back to both
+      set_records()
+      helpers.wait_until(function() return #health() == 2 end, 20)
+    end)
   end)
 end)
 
